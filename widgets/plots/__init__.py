@@ -1,0 +1,5 @@
+"""Figure builders: ``xr.Dataset`` → ``plotly.graph_objects.Figure``, one function per view.
+
+Shared by notebooks, ipywidgets explorers and Panel pages. One module per lens keeps files small;
+everything is re-exported here so callers write ``from widgets.plots import loss_curves``.
+"""
