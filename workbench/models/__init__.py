@@ -1,0 +1,19 @@
+"""Model registry: ``config["model"] = {"name": ..., **kwargs}`` → ``build_model(config)``."""
+from __future__ import annotations
+
+from torch import nn
+
+from workbench.models.mlp import MLP
+
+MODELS: dict[str, type[nn.Module]] = {
+    "mlp": MLP,
+}
+
+
+def build_model(config: dict) -> nn.Module:
+    """Instantiate ``MODELS[config["name"]](**rest)``; clear error for unknown names."""
+    kwargs = dict(config)
+    name = kwargs.pop("name", None)
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; known: {sorted(MODELS)}")
+    return MODELS[name](**kwargs)

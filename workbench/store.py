@@ -1,0 +1,378 @@
+"""RunStore: one directory per training run, accumulating labelled datasets along ``step``.
+
+Layout of ``<root>/<run_id>/``::
+
+    config.json          hyperparameters (immutable; the run id is a hash of it)
+    state.json           status, last step, summary, attrs (key_freqs, phases, ...), versions
+    metrics.zarr/<group>/HEAD, v000001/ ...   one zarr store per probe group, copy-on-write
+    traj.zarr/           parameter trajectory (step, param), row-chunked, with a COMMITTED count
+    checkpoints/step-000001000/{model,optimizer}.safetensors, state.json, manifest.json
+
+Every write is atomic: files are written to a temporary name and renamed; a metrics append writes a
+new version of its group and then swaps the ``HEAD`` pointer, so a crash mid-append leaves the
+previous version readable. Checkpoints carry a sha256 manifest and are verified on load; nothing
+is ever unpickled. Run ids and paths are validated so nothing outside ``root`` is read or written.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import time
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import xarray as xr
+import zarr
+from safetensors.torch import load_file, save_file
+
+from workbench.serialization import decode_state, encode_state
+
+RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+GROUP = re.compile(r"^[A-Za-z0-9_]{1,64}$")
+DEFAULT_ROOT = Path("data/runs")
+
+warnings.filterwarnings("ignore", message=".*Consolidated metadata.*", category=UserWarning)
+
+
+class RunNotFoundError(KeyError):
+    """Unknown run id; the message says how to list runs."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; show it plainly
+        return str(self.args[0])
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is missing, corrupted or tampered with (sha256 mismatch)."""
+
+
+def default_root() -> Path:
+    """``$WORKBENCH_DATA`` if set, else ``data/runs`` relative to the current directory."""
+    return Path(os.environ.get("WORKBENCH_DATA", DEFAULT_ROOT))
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file in the same directory and ``os.replace``."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_bytes(path, json.dumps(obj, indent=1, sort_keys=True, default=str).encode())
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def config_hash(config: dict) -> str:
+    """Content hash of a config: sha256 of its canonical JSON."""
+    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def run_id_for(config: dict) -> str:
+    """``<kind>-<12 hex>``: readable prefix from ``config["kind"]``, content-derived suffix."""
+    kind = re.sub(r"[^A-Za-z0-9_]", "_", str(config.get("kind", "run")))[:32] or "run"
+    return f"{kind}-{config_hash(config)[:12]}"
+
+
+def _versions() -> dict[str, str]:
+    import platform
+
+    return {"python": platform.python_version(), "torch": torch.__version__,
+            "numpy": np.__version__, "xarray": xr.__version__}
+
+
+class RunStore:
+    """A directory of runs. ``RunStore(root)``; ``create``, ``open``, ``list``, ``delete``."""
+
+    def __init__(self, root: str | os.PathLike | None = None):
+        self.root = Path(root) if root is not None else default_root()
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.root = self.root.resolve()
+
+    def __repr__(self) -> str:
+        return f"RunStore({str(self.root)!r})"
+
+    def _path(self, run_id: str) -> Path:
+        if not isinstance(run_id, str) or not RUN_ID.match(run_id) or ".." in run_id:
+            raise ValueError(
+                f"invalid run id {run_id!r}: expected letters, digits, '-', '_' or '.', "
+                "no path separators (ids look like 'grokking-1a2b3c4d5e6f')")
+        path = (self.root / run_id).resolve()
+        if path.parent != self.root:
+            raise ValueError(f"run id {run_id!r} resolves outside the data root {self.root}")
+        return path
+
+    def create(self, config: dict, *, device: str = "cpu") -> Run:
+        """Create (or return the existing) run for ``config``; the id is content-derived."""
+        if not isinstance(config, dict) or not config:
+            raise TypeError("config must be a non-empty dict of hyperparameters")
+        json.dumps(config)  # must be JSON-serialisable: fail here, not half-way through a run
+        run_id = run_id_for(config)
+        path = self._path(run_id)
+        if (path / "config.json").exists():
+            return Run(self, run_id)
+        path.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(path / "state.json", {
+            "status": "created", "step": 0, "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "versions": _versions(), "device": device, "attrs": {}, "summary": {}})
+        atomic_write_json(path / "config.json", config)  # written last: marks the run complete
+        return Run(self, run_id)
+
+    def open(self, run_id: str) -> Run:
+        """Open an existing run; unknown ids raise :class:`RunNotFoundError`."""
+        path = self._path(run_id)
+        if not (path / "config.json").exists():
+            known = self.ids()
+            hint = f" Known runs: {', '.join(known[:10])}{' ...' if len(known) > 10 else ''}." if known else ""
+            raise RunNotFoundError(
+                f"no run {run_id!r} in {self.root}.{hint} See them with `workbench runs list --data {self.root}`.")
+        return Run(self, run_id)
+
+    def ids(self) -> list[str]:
+        return sorted(p.name for p in self.root.iterdir() if (p / "config.json").exists())
+
+    def __iter__(self) -> Iterator[Run]:
+        return (Run(self, i) for i in self.ids())
+
+    def list(self) -> pd.DataFrame:
+        """One row per run: id, kind, status, step, created and the latest summary metrics."""
+        rows = []
+        for run in self:
+            state = run.state
+            rows.append({"run_id": run.id, "kind": run.config.get("kind", ""), "status": state.get("status"),
+                         "step": state.get("step", 0), "created": state.get("created"), **state.get("summary", {})})
+        columns = ["run_id", "kind", "status", "step", "created"]
+        return pd.DataFrame(rows, columns=None if rows else columns)
+
+    def delete(self, run_id: str) -> None:
+        """Remove a run directory (validated to lie inside the root)."""
+        shutil.rmtree(self.open(run_id).path)
+
+
+class Run:
+    """One run directory. Create through :meth:`RunStore.create` / :meth:`RunStore.open`."""
+
+    def __init__(self, store: RunStore, run_id: str):
+        self.store, self.id = store, run_id
+        self.path = store._path(run_id)
+
+    def __repr__(self) -> str:
+        return f"Run({self.id!r}, status={self.state.get('status')!r}, step={self.state.get('step')})"
+
+    # -- config and mutable state -------------------------------------------------------------
+    @property
+    def config(self) -> dict:
+        return json.loads((self.path / "config.json").read_text())
+
+    @property
+    def state(self) -> dict:
+        return json.loads((self.path / "state.json").read_text())
+
+    def update_state(self, **changes: Any) -> None:
+        state = self.state
+        state.update(changes)
+        atomic_write_json(self.path / "state.json", state)
+
+    @property
+    def attrs(self) -> dict:
+        """JSON attrs attached to the run (e.g. ``key_freqs``, ``phases``); merged into metrics()."""
+        return self.state.get("attrs", {})
+
+    def set_attrs(self, attrs: dict) -> None:
+        json.dumps(attrs)
+        self.update_state(attrs={**self.attrs, **attrs})
+
+    # -- metrics -------------------------------------------------------------------------------
+    def _group_dir(self, group: str) -> Path:
+        if not GROUP.match(group):
+            raise ValueError(f"metric group must match {GROUP.pattern}, got {group!r}")
+        return self.path / "metrics.zarr" / group
+
+    def groups(self) -> list[str]:
+        root = self.path / "metrics.zarr"
+        return sorted(p.name for p in root.iterdir() if (p / "HEAD").exists()) if root.exists() else []
+
+    def _read_group(self, group: str) -> xr.Dataset | None:
+        gdir = self._group_dir(group)
+        if not (gdir / "HEAD").exists():
+            return None
+        head = (gdir / "HEAD").read_text().strip()
+        candidates = [head] + sorted((p.name for p in gdir.glob("v*") if p.name < head), reverse=True)
+        for version in candidates:
+            try:
+                with xr.open_zarr(gdir / version, consolidated=False) as ds:
+                    return ds.load()
+            except Exception as exc:  # corrupted version: fall back to the previous one, loudly
+                warnings.warn(f"metrics group {group!r} version {version} of run {self.id} is unreadable "
+                              f"({exc.__class__.__name__}: {exc}); falling back to an earlier version")
+        raise RuntimeError(f"no readable version of metrics group {group!r} in run {self.id}")
+
+    def append(self, ds: xr.Dataset, group: str = "train") -> None:
+        """Append ``ds`` (with a ``step`` dim) to ``group``; steps already stored are replaced."""
+        if not isinstance(ds, xr.Dataset) or "step" not in ds.dims:
+            raise ValueError("append expects an xr.Dataset with a 'step' dimension")
+        gdir = self._group_dir(group)
+        gdir.mkdir(parents=True, exist_ok=True)
+        old = self._read_group(group)
+        if old is not None:
+            old = old.sel(step=~old.step.isin(ds.step.values))
+            ds = xr.concat([old, ds], dim="step", join="outer", data_vars="all", coords="different",
+                           compat="equals", combine_attrs="override").sortby("step")
+        self._write_group(gdir, ds)
+
+    def truncate(self, max_step: int) -> None:
+        """Drop every metric and trajectory row after ``max_step`` (used when resuming)."""
+        for group in self.groups():
+            ds = self._read_group(group)
+            if ds is not None and int(ds.step.max()) > max_step:
+                self._write_group(self._group_dir(group), ds.sel(step=ds.step <= max_step))
+        if (self.path / "traj.zarr").exists():
+            steps = self._traj_steps()
+            atomic_write_json(self.path / "traj.zarr" / "COMMITTED", int((steps <= max_step).sum()))
+
+    @staticmethod
+    def _write_group(gdir: Path, ds: xr.Dataset) -> None:
+        versions = sorted(p.name for p in gdir.glob("v*"))
+        version = f"v{int(versions[-1][1:]) + 1 if versions else 1:06d}"
+        ds = ds.copy()
+        for name in ds.variables:
+            ds[name].encoding = {}
+        ds.to_zarr(gdir / version, mode="w", consolidated=False)
+        atomic_write_bytes(gdir / "HEAD", version.encode())
+        for stale in versions[:-1]:  # keep the previous version as a fallback for readers
+            shutil.rmtree(gdir / stale, ignore_errors=True)
+
+    def metrics(self, group: str | None = None) -> xr.Dataset:
+        """All metric groups merged on ``step`` (or one group), with the run's attrs attached."""
+        groups = [group] if group is not None else self.groups()
+        parts = [d for d in (self._read_group(g) for g in groups) if d is not None]
+        ds = xr.merge(parts, join="outer", compat="override", combine_attrs="drop") if parts else xr.Dataset(
+            coords={"step": np.zeros(0, dtype=np.int64)})
+        ds.attrs.update({k: v if isinstance(v, (int, float, str)) else json.dumps(v) for k, v in self.attrs.items()})
+        ds.attrs["run_id"] = self.id
+        return ds
+
+    # -- parameter trajectory ------------------------------------------------------------------
+    def _traj_steps(self) -> np.ndarray:
+        return zarr.open_group(self.path / "traj.zarr", mode="r")["step"][:]
+
+    def append_trajectory(self, step: int, vector: torch.Tensor | np.ndarray, attrs: dict | None = None) -> None:
+        """Append one row ``vector`` (n_param,) at ``step`` to ``traj.zarr``; rows are separate chunks."""
+        vec = np.asarray(vector.detach().cpu() if isinstance(vector, torch.Tensor) else vector, dtype=np.float32)
+        tdir = self.path / "traj.zarr"
+        if not tdir.exists():
+            g = zarr.open_group(tdir, mode="w", attributes=attrs or {})
+            g.create_array("values", shape=(0, vec.size), chunks=(1, vec.size), dtype="float32")
+            g.create_array("step", shape=(0,), chunks=(4096,), dtype="int64")
+            atomic_write_json(tdir / "COMMITTED", 0)
+        g = zarr.open_group(tdir, mode="r+")
+        n = json.loads((tdir / "COMMITTED").read_text())
+        values, steps = g["values"], g["step"]
+        if values.shape[1] != vec.size:
+            raise ValueError(f"trajectory rows have {values.shape[1]} params, got a vector of {vec.size}")
+        if values.shape[0] < n + 1:
+            values.resize((n + 1, vec.size))
+            steps.resize((n + 1,))
+        values[n] = vec
+        steps[n] = step
+        atomic_write_json(tdir / "COMMITTED", n + 1)  # the row exists only once this lands
+
+    def trajectory(self) -> xr.DataArray:
+        """Recorded parameters as a DataArray with dims (``step``, ``param``)."""
+        tdir = self.path / "traj.zarr"
+        if not tdir.exists():
+            raise FileNotFoundError(f"run {self.id} has no parameter trajectory (train with trajectory_every > 0)")
+        g = zarr.open_group(tdir, mode="r")
+        n = json.loads((tdir / "COMMITTED").read_text())
+        return xr.DataArray(g["values"][:n], dims=("step", "param"),
+                            coords={"step": g["step"][:n], "param": np.arange(g["values"].shape[1])},
+                            name="trajectory", attrs=dict(g.attrs))
+
+    # -- checkpoints ---------------------------------------------------------------------------
+    def checkpoint_steps(self) -> list[int]:
+        cdir = self.path / "checkpoints"
+        return sorted(int(p.name[5:]) for p in cdir.glob("step-*") if p.is_dir()) if cdir.exists() else []
+
+    def save_checkpoint(self, step: int, model: torch.nn.Module, optimizer: Any = None,
+                        extra: dict | None = None, *, keep: int = 3) -> Path:
+        """Write model/optimizer tensors (safetensors) + JSON state + sha256 manifest atomically."""
+        cdir = self.path / "checkpoints"
+        cdir.mkdir(exist_ok=True)
+        final = cdir / f"step-{step:09d}"
+        tmp = cdir / f".tmp-step-{step:09d}-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        save_file({k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()},
+                  tmp / "model.safetensors")
+        tensors: dict[str, torch.Tensor] = {}
+        skeleton = encode_state({"optimizer": optimizer.state_dict() if optimizer is not None else None,
+                                 "extra": extra or {}}, tensors)
+        save_file(tensors, tmp / "optimizer.safetensors")
+        atomic_write_json(tmp / "state.json", {"step": step, "state": skeleton})
+        manifest = {f.name: sha256_file(f) for f in sorted(tmp.iterdir())}
+        atomic_write_json(tmp / "manifest.json", manifest)
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+        for old in self.checkpoint_steps()[:-keep]:
+            shutil.rmtree(cdir / f"step-{old:09d}", ignore_errors=True)
+        return final
+
+    def _verified_dir(self, step: int | None) -> Path:
+        steps = self.checkpoint_steps()
+        if not steps:
+            raise CheckpointError(f"run {self.id} has no checkpoint")
+        if step is None:
+            step = steps[-1]
+        elif step not in steps:
+            raise CheckpointError(f"run {self.id} has no checkpoint at step {step}; available: {steps}")
+        cdir = self.path / "checkpoints" / f"step-{step:09d}"
+        try:
+            manifest = json.loads((cdir / "manifest.json").read_text())
+        except (OSError, ValueError) as exc:
+            raise CheckpointError(f"checkpoint {cdir}: manifest.json is missing or unreadable ({exc})") from exc
+        expected = {"model.safetensors", "optimizer.safetensors", "state.json"}
+        if set(manifest) != expected:
+            raise CheckpointError(f"checkpoint {cdir}: manifest lists {sorted(manifest)}, expected {sorted(expected)}")
+        for name, digest in manifest.items():
+            f = cdir / name
+            if not f.exists() or sha256_file(f) != digest:
+                raise CheckpointError(
+                    f"checkpoint file {f} failed its sha256 check (corrupted or tampered with); refusing to load it")
+        return cdir
+
+    def load_checkpoint(self, step: int | None = None, device: str | torch.device = "cpu") -> dict:
+        """Verify and load a checkpoint (latest by default) → ``{step, model, optimizer, extra}``."""
+        cdir = self._verified_dir(step)
+        tensors = load_file(cdir / "optimizer.safetensors", device=str(device))
+        meta = json.loads((cdir / "state.json").read_text())
+        state = decode_state(meta["state"], tensors)
+        return {"step": meta["step"], "model": load_file(cdir / "model.safetensors", device=str(device)),
+                "optimizer": state["optimizer"], "extra": state["extra"]}
+
+    def load_model(self, step: int | None = None, device: str | torch.device = "cpu") -> torch.nn.Module:
+        """Rebuild the model from ``config["model"]`` and load a verified checkpoint's weights."""
+        from workbench.models import build_model
+
+        if "model" not in self.config:
+            raise ValueError(f"run {self.id} has no 'model' entry in its config; it holds no torch model")
+        model = build_model(self.config["model"])
+        model.load_state_dict(self.load_checkpoint(step, device)["model"])
+        return model.to(device).eval()
