@@ -1,0 +1,149 @@
+"""The ``workbench`` command: train, runs, serve, demo (``workbench --help``; ``--help`` on each)."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from workbench.store import RunNotFoundError, RunStore, default_root
+
+app = typer.Typer(help="Study how neural networks learn: grokking, superposition, weight spectra, Koopman spectra.",
+                  no_args_is_help=True, add_completion=False)
+train_app = typer.Typer(help="Train a run into the run store (prints `run_id: <id>` last).", no_args_is_help=True)
+runs_app = typer.Typer(help="List, show and delete runs.", no_args_is_help=True)
+app.add_typer(train_app, name="train")
+app.add_typer(runs_app, name="runs")
+
+DataOpt = Annotated[Optional[Path], typer.Option("--data", help="Run root (default: $WORKBENCH_DATA or data/runs).")]
+ResumeOpt = Annotated[bool, typer.Option("--resume/--no-resume", help="Continue from the last checkpoint.")]
+ProgressOpt = Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")]
+
+
+def _store(data: Path | None) -> RunStore:
+    return RunStore(data if data is not None else default_root())
+
+
+def _fail(message: str) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(2)
+
+
+def _report(run) -> None:
+    summary = run.state.get("summary", {})
+    shown = ", ".join(f"{k}={v:.4g}" for k, v in summary.items() if isinstance(v, float))
+    typer.echo(f"step {run.state.get('step')}: {shown}")
+    typer.echo(f"run_id: {run.id}")
+
+
+@train_app.command("modular")
+def train_modular_cmd(
+    p: Annotated[int, typer.Option(help="Prime modulus.")] = 97,
+    op: Annotated[str, typer.Option(help="add | sub | mul | div | x2xyy2")] = "add",
+    frac: Annotated[float, typer.Option(help="Train fraction in (0, 1).")] = 0.5,
+    d_embed: int = 128,
+    d_hidden: int = 256,
+    lr: Annotated[float, typer.Option(help="AdamW learning rate.")] = 1e-3,
+    wd: Annotated[float, typer.Option(help="AdamW weight decay.")] = 1.0,
+    steps: int = 2000,
+    batch_size: Annotated[Optional[int], typer.Option(help="Mini-batch size (default: full batch).")] = None,
+    seed: int = 0,
+    eval_every: int = 10,
+    checkpoint_every: int = 500,
+    trajectory_every: int = 50,
+    data: DataOpt = None,
+    resume: ResumeOpt = True,
+    progress: ProgressOpt = True,
+) -> None:
+    """Train the embedding-concat MLP on a modular arithmetic task."""
+    from workbench.modular_run import ModularConfig, train_modular
+    from workbench.train import TrainingDiverged
+
+    try:
+        config = ModularConfig(p=p, op=op, frac=frac, d_embed=d_embed, d_hidden=d_hidden, lr=lr, wd=wd,
+                               steps=steps, batch_size=batch_size, seed=seed, eval_every=eval_every,
+                               checkpoint_every=checkpoint_every, trajectory_every=trajectory_every)
+        run = train_modular(config, _store(data), resume=resume, progress=progress)
+    except (ValueError, TrainingDiverged) as exc:
+        _fail(str(exc))
+    _report(run)
+
+
+# -- lens commands are registered below this line ---------------------------------------------
+
+
+@runs_app.command("list")
+def runs_list(data: DataOpt = None) -> None:
+    """Table of runs in the data root."""
+    df = _store(data).list()
+    typer.echo("no runs yet: try `workbench demo`" if df.empty else df.to_string(index=False))
+
+
+@runs_app.command("show")
+def runs_show(run_id: str, data: DataOpt = None) -> None:
+    """Config, state and metric variables of one run."""
+    try:
+        run = _store(data).open(run_id)
+    except (ValueError, RunNotFoundError) as exc:
+        _fail(str(exc))
+    typer.echo(json.dumps({"run_id": run.id, "path": str(run.path), "config": run.config, "state": run.state,
+                           "checkpoints": run.checkpoint_steps(), "metric_groups": run.groups()}, indent=1))
+
+
+@runs_app.command("delete")
+def runs_delete(run_id: str, data: DataOpt = None,
+                yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False) -> None:
+    """Delete a run directory."""
+    try:
+        store = _store(data)
+        store.open(run_id)
+        if not yes and not typer.confirm(f"delete run {run_id}?"):
+            raise typer.Exit(1)
+        store.delete(run_id)
+    except (ValueError, RunNotFoundError) as exc:
+        _fail(str(exc))
+    typer.echo(f"deleted {run_id}")
+
+
+@app.command()
+def serve(
+    data: DataOpt = None,
+    port: Annotated[int, typer.Option(help="Port (0 = any free port).")] = 5006,
+    host: Annotated[str, typer.Option(help="Interface to bind; keep 127.0.0.1 unless you mean to expose it.")] = "127.0.0.1",
+    show: Annotated[bool, typer.Option("--show/--no-show", help="Open a browser tab.")] = False,
+) -> None:
+    """Serve the dashboard (run browser + one page per lens) on http://HOST:PORT."""
+    from widgets.serve import serve_dashboard
+
+    serve_dashboard(_store(data), port=port, host=host, show=show)
+
+
+@app.command()
+def demo(data: DataOpt = None, steps: int = 2000, progress: ProgressOpt = True) -> None:
+    """Train the embedded default run (MLP on a+b mod 97) and print a summary."""
+    from workbench.modular_run import ModularConfig, train_modular
+
+    store = _store(data)
+    config = ModularConfig(steps=steps)
+    typer.echo(f"training {config.to_run_config()['model']} on a+b mod {config.p} "
+               f"({config.frac:.0%} of pairs for training) for {steps} steps into {store.root}")
+    run = train_modular(config, store, progress=progress)
+    m = run.metrics()
+    full = m.step.where(m.train_acc >= 1.0, drop=True)
+    grok = m.step.where(m.test_acc >= 0.95, drop=True)
+    typer.echo(f"train accuracy {float(m.train_acc[-1]):.3f}, test accuracy {float(m.test_acc[-1]):.3f}")
+    typer.echo(f"100% train accuracy first at step {int(full[0]) if full.size else 'never'}; "
+               f"95% test accuracy first at step {int(grok[0]) if grok.size else 'not within the run'}")
+    typer.echo(f"checkpoints at steps {run.checkpoint_steps()} in {run.path}")
+    typer.echo(f"open the dashboard: workbench serve --data {store.root}   (or: make serve)")
+    typer.echo(f"run_id: {run.id}")
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())
