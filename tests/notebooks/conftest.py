@@ -1,0 +1,50 @@
+"""Notebook regression harness: execute a notebook with papermill and return its output dir.
+
+Every notebook runs with kernel ``python3``, cwd ``notebooks/``, parameters ``quick=True`` and
+``output_dir=<tmp>``, under a per-notebook timeout; the tests then assert on the artifact the
+notebook's last cell writes (``results.json``) with tolerances.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
+
+
+@pytest.fixture
+def run_notebook(tmp_path):
+    def _run(name: str, timeout: int = 300, **params) -> Path:
+        import papermill as pm
+
+        source = NOTEBOOKS / (name if name.endswith(".ipynb") else f"{name}.ipynb")
+        if not source.exists():
+            raise FileNotFoundError(f"notebook {source} does not exist")
+        out_dir = tmp_path / source.stem
+        out_dir.mkdir()
+        env = {"TQDM_DISABLE": "1", "WORKBENCH_DATA": str(tmp_path / "runs"), "OMP_NUM_THREADS": "1"}
+        old = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
+        try:
+            pm.execute_notebook(
+                str(source), str(out_dir / source.name), kernel_name="python3", cwd=str(NOTEBOOKS),
+                parameters={"quick": True, "output_dir": str(out_dir), **params},
+                execution_timeout=timeout, progress_bar=False)
+        finally:
+            for k, v in old.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+        return out_dir
+
+    return _run
+
+
+def read_results(out_dir: Path) -> dict:
+    path = out_dir / "results.json"
+    assert path.exists(), f"the notebook did not write {path}"
+    return json.loads(path.read_text())
