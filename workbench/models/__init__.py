@@ -4,9 +4,11 @@ from __future__ import annotations
 from torch import nn
 
 from workbench.models.mlp import MLP
+from workbench.models.transformer import Transformer
 
 MODELS: dict[str, type[nn.Module]] = {
     "mlp": MLP,
+    "transformer": Transformer,
 }
 
 
