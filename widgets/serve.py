@@ -1,0 +1,113 @@
+"""The multi-page Panel dashboard behind ``workbench serve``.
+
+One route per page (``/runs``, ``/grokking``, ...), each a ``FastListTemplate`` whose sidebar links
+to every page; ``/`` redirects to the run browser. Pages are modules listed in :data:`PAGES`, each
+exposing ``page(store) -> panel viewable``; they are imported when a browser opens them, so a page
+that fails to import shows its error instead of taking the whole dashboard down.
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import socket
+import traceback
+from typing import Callable
+
+import panel as pn
+
+from workbench.store import RunStore
+
+#: URL slug → module exposing ``page(store)``. Lens pages add one line each.
+PAGES: dict[str, str] = {
+    "runs": "widgets.apps.runs",
+}
+
+TITLE = "workbench"
+EXTENSIONS = ("plotly", "tabulator")
+
+
+def available_pages(pages: dict[str, str] | None = None) -> dict[str, str]:
+    """The entries of ``pages`` (default :data:`PAGES`) whose module can be found on the path."""
+    pages = PAGES if pages is None else pages
+    return {slug: mod for slug, mod in pages.items() if importlib.util.find_spec(mod) is not None}
+
+
+def nav(pages: dict[str, str], current: str) -> pn.pane.Markdown:
+    """Sidebar navigation: one link per page, the current one in bold."""
+    lines = [f"- **{slug.capitalize()}**" if slug == current else f"- [{slug.capitalize()}](./{slug})"
+             for slug in pages]
+    return pn.pane.Markdown("\n".join(lines), sizing_mode="stretch_width")
+
+
+def render_page(store: RunStore, slug: str, module: str) -> pn.viewable.Viewable:
+    """Import ``module`` and call its ``page(store)``; on failure, a pane showing the error."""
+    try:
+        return importlib.import_module(module).page(store)
+    except Exception:  # a broken page must not take the dashboard down: show why instead
+        return pn.pane.Alert(f"**The {slug} page failed to load** (`{module}.page`):\n\n"
+                             f"```\n{traceback.format_exc(limit=6)}\n```", alert_type="danger")
+
+
+def page_factory(store: RunStore, slug: str, pages: dict[str, str]) -> Callable[[], pn.template.BaseTemplate]:
+    """A function building a fresh templated page per browser session (what ``pn.serve`` wants)."""
+
+    def build() -> pn.template.BaseTemplate:
+        return pn.template.FastListTemplate(
+            title=f"{TITLE} · {slug}", site=TITLE, sidebar=[nav(pages, slug), pn.pane.Markdown(
+                f"Data root: `{store.root}`", styles={"font-size": "0.8em"})],
+            main=[render_page(store, slug, pages[slug])], sidebar_width=220, theme_toggle=False)
+
+    return build
+
+
+def build_app(store: RunStore, pages: dict[str, str] | None = None) -> dict[str, Callable]:
+    """Routes for ``pn.serve``: slug → a function returning that page (one route per page).
+
+    Parameters
+    ----------
+    store : RunStore
+        The run root every page reads.
+    pages : dict, optional
+        Slug → module path; default :data:`PAGES` restricted to modules that exist.
+    """
+    if not isinstance(store, RunStore):
+        raise TypeError(f"store must be a workbench.store.RunStore, got {type(store).__name__}")
+    pages = available_pages(pages)
+    if not pages:
+        raise ValueError("no dashboard pages available: PAGES lists no importable module")
+    pn.extension(*EXTENSIONS, notifications=True)
+    return {slug: page_factory(store, slug, pages) for slug in pages}
+
+
+def _free_port(host: str) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def serve_dashboard(store: RunStore, port: int = 5006, host: str = "127.0.0.1", show: bool = False,
+                    *, start: bool = True):
+    """Serve the dashboard on ``http://host:port`` (blocking when ``start``); prints the URL.
+
+    ``port=0`` picks a free port. Only ``host`` is bound (127.0.0.1 by default: local only); browser
+    websockets are accepted from that host, plus ``localhost`` when bound to the loopback.
+    Returns the Panel/Bokeh server (useful with ``start=False``).
+    """
+    import tornado.web
+
+    if not isinstance(port, int) or not 0 <= port < 65536:
+        raise ValueError(f"port must be an integer in [0, 65535], got {port!r}")
+    if not isinstance(host, str) or not host:
+        raise ValueError(f"host must be an interface address such as '127.0.0.1', got {host!r}")
+    routes = build_app(store)
+    port = port or _free_port(host)
+    origins = [f"{host}:{port}"]
+    if host in ("127.0.0.1", "localhost", "::1"):
+        origins += [f"localhost:{port}", f"127.0.0.1:{port}"]
+    first = "runs" if "runs" in routes else next(iter(routes))
+    url = f"http://{'localhost' if host in ('0.0.0.0', '::') else host}:{port}/{first}"
+    print(f"workbench dashboard: {url}  (pages: {', '.join(routes)}; data: {store.root}; Ctrl-C to stop)",
+          flush=True)
+    return pn.serve(routes, address=host, port=port, show=show, start=start, title=TITLE,
+                    websocket_origin=sorted(set(origins)), threaded=False, verbose=False,
+                    extra_patterns=[(r"/", tornado.web.RedirectHandler, {"url": f"/{first}", "permanent": False})])
