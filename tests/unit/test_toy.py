@@ -1,0 +1,101 @@
+"""ToyModels: batched forward/loss/data are exactly the per-instance model, seeded, validated."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from workbench.models.toy import ToyModels, importance_vector
+from workbench.toy_training import evaluate, train_toys
+
+
+def test_forward_shapes_and_formula_per_variant():
+    x = torch.rand(4, 7, 5)                                     # (I, B, F)
+    for variant in ("relu", "linear", "abs"):
+        m = ToyModels(4, 5, 2, variant=variant, seed=1)
+        out = m(x)
+        assert out.shape == (4, 7, 5)
+        k = 2                                                   # instance 2 by hand, h = W x
+        W, b = m.W[k].detach(), m.b[k].detach()
+        if variant == "abs":
+            ref = torch.relu(torch.relu(x[k] @ W.T) @ m.W_out[k].detach().T + b)
+        else:
+            ref = (x[k] @ W.T) @ W + b
+            ref = ref if variant == "linear" else torch.relu(ref)
+        torch.testing.assert_close(out[k].detach(), ref)
+
+
+def test_batched_gradients_equal_single_instance_gradients():
+    torch.manual_seed(0)
+    big = ToyModels(3, 6, 2, importance=torch.rand(3, 6), feature_probability=[0.2, 0.5, 1.0], seed=3)
+    big.b.data.normal_()
+    x = big.generate_batch(32, torch.Generator().manual_seed(1))
+    big.loss_per_instance(x).sum().backward()
+    for k in range(3):
+        one = ToyModels(1, 6, 2, importance=big.importance[k:k + 1], seed=0)
+        one.W.data.copy_(big.W.data[k:k + 1])
+        one.b.data.copy_(big.b.data[k:k + 1])
+        one.loss_per_instance(x[k:k + 1]).sum().backward()
+        torch.testing.assert_close(one.W.grad[0], big.W.grad[k])
+        torch.testing.assert_close(one.b.grad[0], big.b.grad[k])
+
+
+def test_data_distribution_matches_sparsity_and_uniform_values():
+    m = ToyModels(3, 4, 2, feature_probability=[1.0, 0.3, 0.05], seed=0)
+    x = m.generate_batch(20000, torch.Generator().manual_seed(0))
+    frac_nonzero = (x != 0).float().mean((1, 2)).numpy()
+    np.testing.assert_allclose(frac_nonzero, [1.0, 0.3, 0.05], atol=0.01)
+    nz = x[1][x[1] != 0]
+    assert float(nz.min()) >= 0 and float(nz.max()) <= 1
+    assert float(nz.mean()) == pytest.approx(0.5, abs=0.01)          # U[0,1] mean
+    assert float(nz.var()) == pytest.approx(1 / 12, abs=0.005)        # U[0,1] variance
+    xa = ToyModels(1, 4, 2, variant="abs").generate_batch(20000, torch.Generator().manual_seed(0))
+    assert float(xa.min()) < -0.99 and float(xa.max()) > 0.99 and abs(float(xa.mean())) < 0.01
+
+
+def test_same_seed_same_result_and_different_seed_differs():
+    def run(seed):
+        m = ToyModels(2, 5, 2, feature_probability=0.3, seed=seed)
+        train_toys(m, steps=20, batch_size=64, seed=seed)
+        return m.W.detach().clone()
+    torch.testing.assert_close(run(0), run(0), rtol=0, atol=0)
+    assert not torch.allclose(run(0), run(1))
+
+
+def test_linear_dense_model_reaches_pca_optimum():
+    # Linear x' = WᵀWx + b on dense U[0,1] features with unit importance: the best rank-m
+    # reconstruction leaves (n − m) directions of variance 1/12 unexplained → loss (n − m)/12.
+    n, m_hidden = 5, 2
+    m = ToyModels(2, n, m_hidden, variant="linear", seed=0)
+    train_toys(m, steps=1500, batch_size=256, lr=1e-2, seed=0)
+    loss = evaluate(m, n_samples=20000)
+    np.testing.assert_allclose(loss, (n - m_hidden) / 12, rtol=0.04)
+    eig = torch.linalg.eigvalsh(m.W.detach().transpose(1, 2) @ m.W.detach())   # WᵀW is a projector
+    np.testing.assert_allclose(eig[:, -m_hidden:].numpy(), 1.0, atol=0.05)
+    np.testing.assert_allclose(eig[:, :-m_hidden].numpy(), 0.0, atol=0.05)
+
+
+def test_abs_variant_learns_absolute_value_better_than_constant():
+    p = 0.3
+    m = ToyModels(2, 4, 8, variant="abs", feature_probability=p, seed=0)
+    train_toys(m, steps=800, batch_size=256, lr=1e-2, seed=0)
+    baseline = 4 * (p / 3 - (p / 2) ** 2)          # predict E|x_i|: Σ_i Var|x_i|
+    assert np.all(evaluate(m, n_samples=8192) < 0.3 * baseline)
+
+
+def test_importance_vector_and_validation_errors():
+    np.testing.assert_allclose(importance_vector(3, 0.9).numpy(), [1, 0.9, 0.81], rtol=1e-6)
+    with pytest.raises(ValueError, match="variant"):
+        ToyModels(1, 2, 1, variant="tanh")
+    with pytest.raises(ValueError, match="n_hidden"):
+        ToyModels(1, 2, 0)
+    with pytest.raises(ValueError, match="feature_probability"):
+        ToyModels(2, 3, 1, feature_probability=[0.5, 0.0])
+    with pytest.raises(ValueError, match="feature_probability"):
+        ToyModels(2, 3, 1, feature_probability=[0.1, 0.2, 0.3, 0.4])
+    with pytest.raises(ValueError, match="importance"):
+        ToyModels(2, 3, 1, importance=-1.0)
+    with pytest.raises(ValueError, match="batch_size"):
+        ToyModels(1, 2, 1).generate_batch(0)
+    with pytest.raises(TypeError, match="model"):
+        train_toys(torch.nn.Linear(2, 2), steps=1)
