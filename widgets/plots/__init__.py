@@ -3,3 +3,4 @@
 Shared by notebooks, ipywidgets explorers and Panel pages. One module per lens keeps files small;
 everything is re-exported here so callers write ``from widgets.plots import loss_curves``.
 """
+from .training import accuracy_curves, curve_variables, loss_curves, metric_curves  # noqa: F401
