@@ -1,0 +1,413 @@
+"""Weight spectra: ESDs, heavy-tail alpha, norms, ranks, conditioning and MP spikes of every layer.
+
+Heavy-tailed self-regularisation metrics (Martin & Mahoney 2021, JMLR 22; the WeightWatcher tool)
+plus rank and conditioning measures: effective rank (Roy & Vetterli 2007), stable rank, the rank of
+W - W_0 over training (Boix-Adsera et al. 2023, "Transformers learn through gradual rank
+increase") and the condition number (KappaTune: "The condition number as a scale-invariant proxy").
+
+Conventions (weightwatcher 0.7.7, so the numbers agree with it):
+
+- the ESD of a layer is the set of eigenvalues of W^T W for W of shape N×M with N >= M (W is
+  transposed otherwise), i.e. squared singular values, **without** a 1/N normalisation. alpha and
+  the ranks are scale-invariant; ``log_norm`` = log10 sum(lambda) = log10 ||W||_F², and
+  ``log_spectral_norm`` = log10 lambda_max = log10 ||W||_2² are not.
+- layers: ``nn.Linear`` (and any module whose class name contains "linear"), ``nn.Embedding``,
+  Conv1d/Conv2d (one N×M slice per kernel position, eigenvalues pooled; Conv2d eigenvalues are
+  multiplied by 1/2 — weightwatcher's default ``conv2d_norm``), 2-D "Conv1D" modules (GPT-2 style)
+  as dense, and ``nn.MultiheadAttention``'s packed in-projection split into q, k, v (weightwatcher
+  skips it; layer names ``<path>.in_proj_q`` etc.). Norm layers, biases and other 1-D tensors are
+  skipped by rule. A layer is skipped when M·rf < ``min_evals`` (8), M·rf > ``max_evals`` (15000)
+  or N > ``max_N`` (50000), weightwatcher's limits.
+- eigenvalues come from the Gram matrix (the smaller of W^T W, W W^T), formed in float32 by
+  default and diagonalised with ``torch.linalg.eigvalsh`` in float64, one batched call per group of
+  same-shaped matrices (``precision="mixed"``). A layer is recomputed with a float64 Gram matrix
+  where float32 cannot resolve it (lambda_min/lambda_max < 100 eps_32, or the fitted xmin below
+  1e-3 lambda_max), and with float64 ``svdvals`` where even float64 cannot (lambda_min/lambda_max <
+  100 eps_64). ``log_norm`` uses the float64 Frobenius norm directly.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import xarray as xr
+from torch import nn
+
+from workbench.probes.spectrum_fit import (EVALS_THRESH, effective_rank, fit_power_law, mp_spikes,
+                                          power_law_batch)
+from workbench.validation import as_tensor, check_finite
+
+__all__ = ["esd", "fit_power_law", "analyze", "delta_rank", "layer_matrices", "layer_esds",
+           "make_spectrum_probe", "spectrum_probe", "METRICS"]
+
+XMIN_FLOAT32_FLOOR = 1e-3  # "mixed": refit in float64 when xmin < this · lambda_max
+METRICS = ("alpha", "alpha_weighted", "log_norm", "log_spectral_norm", "stable_rank",
+           "effective_rank", "condition_number", "num_spikes", "xmin", "ks_distance")
+
+
+@dataclass
+class LayerMatrices:
+    """The N×M (N >= M) matrices of one layer whose eigenvalues are pooled into one ESD."""
+
+    name: str
+    kind: str  # dense | embedding | conv1d | conv2d | attention_in
+    mats: list[torch.Tensor]
+    scale: float = 1.0  # eigenvalue multiplier (1/2 for Conv2d, weightwatcher's conv2d_norm)
+
+    @property
+    def n(self) -> int:
+        return max(self.mats[0].shape)
+
+    @property
+    def m(self) -> int:
+        return min(self.mats[0].shape)
+
+    @property
+    def rf(self) -> int:
+        return len(self.mats)
+
+
+def _kind(module: nn.Module) -> str | None:
+    t = type(module).__name__.lower()
+    if isinstance(module, nn.MultiheadAttention):
+        return "attention_in"
+    if isinstance(module, nn.Linear) or "linear" in t:
+        return "dense"
+    if isinstance(module, nn.Conv1d) or "conv1d" in t:
+        return "conv1d"
+    if isinstance(module, nn.Conv2d) or "conv2d" in t:
+        return "conv2d"
+    if isinstance(module, nn.Embedding) or "embedding" in t:
+        return "embedding"
+    return None
+
+
+def _conv_slices(w: torch.Tensor) -> list[torch.Tensor]:
+    """One (out, in) matrix per kernel position, as weightwatcher's ``conv2D_Wmats`` (channels
+    last is detected when out + in >= the kernel dims)."""
+    if w.ndim == 3:
+        w = w[..., None]
+    o, i, kh, kw = w.shape
+    if o + i >= kh + kw:
+        return [w[:, :, a, b] for a in range(kh) for b in range(kw)]
+    return [w[a, b] for a in range(o) for b in range(i)]
+
+
+def _check_weight(w: torch.Tensor, name: str) -> None:
+    """NaN/Inf check via one reduction (the full element-wise check only to report a failure)."""
+    if not torch.isfinite(torch.linalg.vector_norm(w, dtype=torch.float64)):
+        check_finite(w, f"weight of layer {name!r}")
+        raise ValueError(f"weight of layer {name!r} overflows float64 in its Frobenius norm")
+
+
+def layer_matrices(model: nn.Module, *, split_attention: bool = True) -> Iterator[LayerMatrices]:
+    """Yield the weight matrices of every analysable layer of ``model`` in ``named_modules`` order.
+
+    NaN/Inf weights raise ``ValueError`` naming the layer.
+    """
+    for name, mod in model.named_modules():
+        kind = _kind(mod)
+        if kind is None:
+            continue
+        if kind == "attention_in":
+            w = getattr(mod, "in_proj_weight", None)
+            if not split_attention or w is None:
+                continue
+            _check_weight(w.detach(), name)
+            for part, chunk in zip("qkv", w.detach().chunk(3, dim=0)):
+                yield LayerMatrices(f"{name}.in_proj_{part}", kind, [chunk])
+            continue
+        w = getattr(mod, "weight", None)
+        if not isinstance(w, torch.Tensor) or w.ndim < 2:
+            continue
+        w = w.detach()
+        _check_weight(w, name)
+        if w.ndim == 2:
+            yield LayerMatrices(name, "dense" if kind == "conv1d" else kind, [w])
+        elif kind in ("conv1d", "conv2d") and w.ndim in (3, 4):
+            yield LayerMatrices(name, kind, _conv_slices(w), 0.5 if kind == "conv2d" else 1.0)
+
+
+def _gram_evals(mats: list[torch.Tensor], gram_dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """Eigenvalues (ascending, float64) of the smaller Gram matrix of each equally shaped matrix:
+    the Gram product in ``gram_dtype``, its eigenvalues in float64, one batched call."""
+    w = torch.stack([m.to(device=device, dtype=gram_dtype) for m in mats])
+    g = w.mT @ w if w.shape[-2] >= w.shape[-1] else w @ w.mT
+    return torch.linalg.eigvalsh(g.to(torch.float64))
+
+
+def _exact_evals(lay: LayerMatrices, device: torch.device) -> torch.Tensor:
+    """float64 Gram route for one layer; float64 SVD where even that cannot resolve lambda_min."""
+    ps = [_gram_evals([m], torch.float64, device)[0] for m in lay.mats]
+    if _ill_conditioned(ps, torch.float64):
+        ps = [torch.linalg.svdvals(m.to(device=device, dtype=torch.float64)) ** 2 for m in lay.mats]
+    return torch.sort(torch.cat(ps).clamp(min=0) * lay.scale).values
+
+
+def _all_evals(layers: list[LayerMatrices], precision: str, device: torch.device,
+               max_batch_bytes: int = 256 << 20) -> tuple[list[torch.Tensor], list[bool]]:
+    """ESD of each layer by the batched Gram route, matrices grouped by shape.
+
+    ``precision="mixed"`` forms the Gram matrices in float32 and recomputes in float64 the layers
+    whose lambda_min / lambda_max is below 100 eps_32 (unresolved at float32); ``"float64"`` does
+    everything in float64. Returns the ascending eigenvalues and whether each layer is float64-exact.
+    """
+    gram_dtype = torch.float32 if precision == "mixed" else torch.float64
+    groups: dict[tuple, list[tuple[int, int]]] = defaultdict(list)
+    for li, lay in enumerate(layers):
+        for mi, m in enumerate(lay.mats):
+            groups[tuple(m.shape)].append((li, mi))
+    parts: list[list[torch.Tensor | None]] = [[None] * lay.rf for lay in layers]
+    itemsize = torch.finfo(gram_dtype).bits // 8
+    for shape, members in groups.items():
+        per = max(1, max_batch_bytes // (int(np.prod(shape)) * itemsize))
+        for k in range(0, len(members), per):
+            chunk = members[k:k + per]
+            ev = _gram_evals([layers[li].mats[mi] for li, mi in chunk], gram_dtype, device)
+            for (li, mi), e in zip(chunk, ev):
+                parts[li][mi] = e
+    out, exact = [], []
+    for lay, ps in zip(layers, parts):
+        if _ill_conditioned(ps, gram_dtype):
+            out.append(_exact_evals(lay, device))
+            exact.append(True)
+        else:
+            out.append(torch.sort(torch.cat(ps).clamp(min=0) * lay.scale).values)
+            exact.append(gram_dtype == torch.float64)
+    return out, exact
+
+
+def _ill_conditioned(parts: list[torch.Tensor], dtype: torch.dtype) -> bool:
+    """True if lambda_min / lambda_max < 100 eps: a Gram matrix in ``dtype`` cannot resolve the
+    smallest eigenvalues (their absolute error is ~eps · lambda_max)."""
+    eps = torch.finfo(dtype).eps
+    return any(float(p[0]) < 100 * eps * float(p[-1]) for p in parts)
+
+
+def esd(W, *, precision: str = "float64", device: str | torch.device = "cpu") -> xr.DataArray:
+    """Empirical spectral density of one weight matrix: the eigenvalues of W^T W.
+
+    Parameters
+    ----------
+    W : array-like, shape (N, M)
+        Weight matrix; transposed if N < M so the M = min(N, M) eigenvalues of W^T W (the squared
+        singular values, no 1/N normalisation — weightwatcher's convention) are returned.
+    precision : "float64" (default) | "mixed"
+        "mixed" forms W^T W in float32 (falling back to float64 where that cannot resolve
+        lambda_min); eigenvalues are always computed in float64.
+    device : torch device for the computation.
+
+    Returns
+    -------
+    xr.DataArray (eig,), ascending, attrs N, M.
+    """
+    _precision(precision)
+    w = as_tensor(W, "W", ndim=2, min_size=1)
+    if not w.is_floating_point():
+        w = w.to(torch.float64)
+    lay = LayerMatrices("W", "dense", [w])
+    ev = _all_evals([lay], precision, torch.device(device))[0][0]
+    return xr.DataArray(ev.cpu().numpy(), dims=("eig",), name="eigenvalue",
+                        attrs={"N": lay.n, "M": lay.m, "definition": "eigenvalues of W^T W (N >= M)"})
+
+
+def _precision(precision: str) -> str:
+    if precision not in ("mixed", "float64"):
+        raise ValueError(f"precision must be 'mixed' or 'float64', got {precision!r}")
+    return precision
+
+
+def _select(model: nn.Module, layers: Sequence[str] | None, min_evals: int, max_evals: int,
+            max_n: int, split_attention: bool) -> list[LayerMatrices]:
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if next(iter(model.parameters()), None) is None:
+        raise ValueError("model is empty: it has no parameters")
+    found = [lay for lay in layer_matrices(model, split_attention=split_attention)
+             if min_evals <= lay.m * lay.rf <= max_evals and lay.n <= max_n]
+    if layers is not None:
+        names = {lay.name for lay in found}
+        missing = [n for n in layers if n not in names]
+        if missing:
+            raise ValueError(f"layers not found or skipped by the size rules: {missing}; "
+                             f"analysable: {sorted(names)}")
+        found = [lay for lay in found if lay.name in set(layers)]
+    if not found:
+        raise ValueError(f"model has no layer with a weight matrix of at least min_evals={min_evals} "
+                         "eigenvalues (Linear, Embedding, Conv1d/2d, MultiheadAttention)")
+    return found
+
+
+def analyze(model: nn.Module, *, layers: Sequence[str] | None = None, min_evals: int = 8,
+            max_evals: int = 15000, max_N: int = 50000, precision: str = "mixed",
+            device: str | torch.device = "cpu", mp_fit: bool = True, keep_evals: bool = False,
+            split_attention: bool = True) -> xr.Dataset:
+    """Spectral metrics of every analysable layer of ``model`` (dim ``layer`` = module path).
+
+    Parameters
+    ----------
+    model : nn.Module
+    layers : module paths to keep (default: all analysable layers).
+    min_evals, max_evals, max_N : weightwatcher's size rules (skip layers with fewer / more
+        eigenvalues M·rf, or a larger dimension N above ``max_N``).
+    precision : "mixed" (default): Gram matrices in float32, eigenvalues in float64, and a float64
+        recomputation of the layers where float32 cannot resolve lambda_min (condition number) or
+        the fitted xmin is below 1e-3 lambda_max (alpha then depends on small eigenvalues);
+        "float64": everything in float64.
+    device : where the eigenvalues and fits are computed ("cuda" batches all layers on the GPU).
+    mp_fit : fit the Marchenko–Pastur bulk and count spikes (``num_spikes``); NaN when False.
+    keep_evals : add ``eigenvalues`` (layer, eig), NaN-padded, for plotting ESDs.
+
+    Returns
+    -------
+    xr.Dataset with dim ``layer`` and variables
+        ``alpha`` — power-law exponent of the ESD tail (Martin & Mahoney 2021, Sec. 5; Clauset et
+        al. 2009 eq. 3.1), ``xmin``, ``ks_distance``, ``tail_size``;
+        ``alpha_weighted`` = alpha · log10 lambda_max; ``log_norm`` = log10 ||W||_F²;
+        ``log_spectral_norm`` = log10 lambda_max; ``stable_rank`` = ||W||_F² / ||W||_2²;
+        ``effective_rank`` = exp(entropy of sigma/sum sigma) (Roy & Vetterli 2007);
+        ``condition_number`` = sigma_max / sigma_min; ``num_spikes`` above the fitted MP bulk edge
+        plus Tracy–Widom margin, ``sigma_mp``, ``mp_softrank``; coords ``layer_type``, ``N``,
+        ``M``, ``rf``, ``num_evals``; and model-level means ``alpha_mean``,
+        ``alpha_weighted_mean``, ``log_norm_mean``, ``stable_rank_mean`` (no dims).
+    """
+    _precision(precision)
+    dev = torch.device(device)
+    lays = _select(model, layers, min_evals, max_evals, max_N, split_attention)
+    evals, exact = _all_evals(lays, precision, dev)
+    n = len(lays)
+    out = {k: np.full(n, np.nan) for k in (*METRICS, "tail_size", "sigma_mp", "mp_softrank")}
+    _fit_into(out, evals, range(n))
+    redo = [i for i in range(n) if not exact[i] and not out["xmin"][i] >= XMIN_FLOAT32_FLOOR * float(evals[i][-1])]
+    for i in redo:  # alpha depends on eigenvalues that float32 Gram matrices resolve too coarsely
+        evals[i] = _exact_evals(lays[i], dev)
+    _fit_into(out, evals, redo)
+    for i, (lay, e) in enumerate(zip(lays, evals)):
+        fro2 = lay.scale * sum(float(torch.linalg.vector_norm(m, dtype=torch.float64)) ** 2
+                               for m in lay.mats)
+        lam_max = float(e[-1])
+        out["log_norm"][i] = np.log10(fro2)
+        out["log_spectral_norm"][i] = np.log10(lam_max)
+        out["stable_rank"][i] = fro2 / lam_max
+        out["alpha_weighted"][i] = out["alpha"][i] * np.log10(lam_max)
+        out["effective_rank"][i] = float(effective_rank(e))
+        out["condition_number"][i] = np.sqrt(lam_max / float(e[0])) if float(e[0]) > 0 else np.inf
+        if mp_fit:
+            mp = mp_spikes(e, lay.n / lay.m, lay.m)
+            out["num_spikes"][i], out["sigma_mp"][i], out["mp_softrank"][i] = (
+                mp["num_spikes"], mp["sigma_mp"], mp["mp_softrank"])
+    coords = {"layer": [lay.name for lay in lays], "layer_type": ("layer", [lay.kind for lay in lays]),
+              "N": ("layer", [lay.n for lay in lays]), "M": ("layer", [lay.m for lay in lays]),
+              "rf": ("layer", [lay.rf for lay in lays]),
+              "num_evals": ("layer", [e.numel() for e in evals])}
+    ds = xr.Dataset({k: ("layer", v) for k, v in out.items()}, coords=coords)
+    ds["tail_size"] = ds["tail_size"].astype(np.int64)
+    for k in ("alpha", "alpha_weighted", "log_norm", "stable_rank"):
+        ds[f"{k}_mean"] = ds[k].mean()
+    if keep_evals:
+        width = max(e.numel() for e in evals)
+        pad = np.full((n, width), np.nan)
+        for i, e in enumerate(evals):
+            pad[i, : e.numel()] = e.cpu().numpy()
+        ds["eigenvalues"] = (("layer", "eig"), pad)
+    ds.attrs = {"method": "ESD of W^T W (no 1/N), Gram route, batched; weightwatcher conventions",
+                "reference": "Martin & Mahoney 2021 JMLR 22; Clauset et al. 2009; Roy & Vetterli 2007",
+                "precision": precision, "eval_thresh": EVALS_THRESH}
+    return ds
+
+
+def _fit_into(out: dict[str, np.ndarray], evals: list[torch.Tensor], which) -> None:
+    """Power-law fits of layers ``which``, batched over layers with equally many eigenvalues."""
+    by_len: dict[int, list[int]] = defaultdict(list)
+    for i in which:
+        by_len[evals[i].numel()].append(i)
+    for idx in by_len.values():
+        res = power_law_batch(torch.stack([evals[i] for i in idx]))
+        for k in ("alpha", "xmin", "ks_distance", "tail_size"):
+            out[k][idx] = res[k].cpu().numpy()
+
+
+def layer_esds(model: nn.Module, layers: Sequence[str] | None = None, **kwargs) -> xr.Dataset:
+    """``analyze(model, keep_evals=True)``: metrics plus ``eigenvalues`` (layer, eig) for plotting."""
+    return analyze(model, layers=layers, keep_evals=True, **kwargs)
+
+
+def _state_matrices(model: nn.Module, split_attention: bool) -> dict[str, LayerMatrices]:
+    return {lay.name: lay for lay in layer_matrices(model, split_attention=split_attention)}
+
+
+def delta_rank(model: nn.Module, init_state: Mapping[str, torch.Tensor] | nn.Module, *,
+               min_evals: int = 8, split_attention: bool = True) -> xr.Dataset:
+    """Stable and effective rank of W - W_0 per layer: the "gradual rank increase" measure.
+
+    Boix-Adsera et al. (2023), "Transformers learn through incremental/gradual rank increase":
+    the difference between trained and initial weights grows in rank step by step.
+
+    Parameters
+    ----------
+    model : the current model.
+    init_state : the initial ``state_dict()`` (or a model with the same architecture).
+
+    Returns
+    -------
+    xr.Dataset (layer): ``delta_stable_rank`` = ||dW||_F² / ||dW||_2², ``delta_effective_rank``
+    (Roy & Vetterli 2007), ``delta_rel_norm`` = ||dW||_F / ||W_0||_F.
+    """
+    if isinstance(init_state, nn.Module):
+        init_state = init_state.state_dict()
+    if not isinstance(init_state, Mapping):
+        raise TypeError(f"init_state must be a state_dict or nn.Module, got {type(init_state).__name__}")
+    lays = _select(model, None, min_evals, 10**9, 10**9, split_attention)
+    init_model = _rebuild(model, init_state)
+    lays0 = _state_matrices(init_model, split_attention)
+    rows = {"delta_stable_rank": [], "delta_effective_rank": [], "delta_rel_norm": []}
+    for lay in lays:
+        lay0 = lays0[lay.name]
+        d = [(a.to(torch.float64) - b.to(torch.float64)) for a, b in zip(lay.mats, lay0.mats)]
+        ev = torch.sort(torch.cat([torch.linalg.svdvals(x) ** 2 for x in d])).values
+        fro2, w0 = float(ev.sum()), sum(float((b.to(torch.float64) ** 2).sum()) for b in lay0.mats)
+        rows["delta_stable_rank"].append(fro2 / float(ev[-1]) if float(ev[-1]) > 0 else 0.0)
+        rows["delta_effective_rank"].append(float(effective_rank(ev)) if fro2 > 0 else 0.0)
+        rows["delta_rel_norm"].append(np.sqrt(fro2 / w0) if w0 > 0 else np.nan)
+    return xr.Dataset({k: ("layer", np.asarray(v, dtype=float)) for k, v in rows.items()},
+                      coords={"layer": [lay.name for lay in lays]},
+                      attrs={"reference": "Boix-Adsera et al. 2023 (gradual rank increase); "
+                                          "Roy & Vetterli 2007 (effective rank)"})
+
+
+def _rebuild(model: nn.Module, state: Mapping[str, torch.Tensor]) -> nn.Module:
+    """A copy of ``model`` holding ``state`` (to read W_0 through the same layer rules)."""
+    import copy
+
+    clone = copy.deepcopy(model)
+    missing, unexpected = clone.load_state_dict(dict(state), strict=False)
+    weights = [k for k in missing if k.endswith("weight")]
+    if weights:
+        raise ValueError(f"init_state lacks weights {weights[:5]} of model")
+    return clone
+
+
+def make_spectrum_probe(init_state: Mapping[str, torch.Tensor] | None = None, *,
+                        mp_fit: bool = True, precision: str = "mixed", **kwargs):
+    """A training probe ``fn(model, task) -> xr.Dataset`` (dim ``layer``, no ``step``) recording
+    :func:`analyze`'s metrics and, given ``init_state`` (copied now), :func:`delta_rank`'s.
+
+    Use as ``fit(..., probes={"spectrum": (make_spectrum_probe(model.state_dict()), 500)})``.
+    """
+    init = None if init_state is None else {k: v.detach().clone() for k, v in init_state.items()}
+
+    def spectrum_probe(model: nn.Module, task=None) -> xr.Dataset:  # noqa: ARG001 (probe contract)
+        ds = analyze(model, mp_fit=mp_fit, precision=precision, **kwargs)
+        ds = ds.drop_vars([c for c in ("layer_type", "N", "M", "rf", "num_evals") if c in ds.coords])
+        if init is not None:
+            ds = ds.merge(delta_rank(model, init))
+        return ds
+
+    return spectrum_probe
+
+
+spectrum_probe = make_spectrum_probe()
+spectrum_probe.__doc__ = "Training probe: ``analyze(model)`` metrics, dim ``layer`` (no step)."
