@@ -84,7 +84,7 @@ class RunBrowser(pn.viewable.Viewer):
         super().__init__(**params)
         self._table = pn.widgets.Tabulator(pd.DataFrame(columns=TABLE_COLUMNS), selectable=1, disabled=True,
                                            show_index=False, height=220, sizing_mode="stretch_width",
-                                           pagination=None, name="runs")
+                                           pagination=None)
         self._loss = pn.pane.Plotly(None, height=380, sizing_mode="stretch_width", name="loss")
         self._acc = pn.pane.Plotly(None, height=380, sizing_mode="stretch_width", name="accuracy")
         self._config = pn.pane.JSON({}, depth=2, sizing_mode="stretch_width", name="config")
@@ -157,8 +157,8 @@ class RunBrowser(pn.viewable.Viewer):
             self.update_view()
 
     def __panel__(self):
-        controls = pn.Row(pn.widgets.Select.from_param(self.param.run_id, name="run", width=320),
-                          pn.widgets.Checkbox.from_param(self.param.log_x, name="log-x step axis",
+        controls = pn.Row(pn.widgets.Select.from_param(self.param.run_id, label="run", width=320),
+                          pn.widgets.Checkbox.from_param(self.param.log_x, label="log-x step axis",
                                                          margin=(30, 10, 10, 10)))
         return pn.Column(
             pn.pane.Markdown("## Runs\nPick a run in the table (or the selector) to see its curves."),
