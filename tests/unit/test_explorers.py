@@ -1,0 +1,108 @@
+"""widgets.explorers.run_explorer: drive the ipywidgets from Python, check the FigureWidgets follow."""
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+import xarray as xr
+
+from widgets.explorers import ACCURACY, RunExplorer, run_explorer
+from widgets.plots import accuracy_curves, loss_curves
+from workbench.store import RunStore
+
+
+def metrics(steps, scale: float = 1.0) -> xr.Dataset:
+    steps = np.asarray(steps)
+    return xr.Dataset({"train_loss": ("step", scale / (1 + steps)), "test_loss": ("step", 2 * scale / (1 + steps)),
+                       "train_acc": ("step", steps / 100.0), "test_acc": ("step", steps / 200.0),
+                       "gini": ("step", 0.5 + steps / 1000.0)}, coords={"step": steps})
+
+
+@pytest.fixture
+def store(tmp_path) -> RunStore:
+    store = RunStore(tmp_path)
+    a = store.create({"kind": "modular", "seed": 0})
+    a.append(metrics([0, 10, 20, 30]))
+    b = store.create({"kind": "modular", "seed": 1})
+    b.append(metrics([0, 10], scale=5.0))
+    return store
+
+
+def by_name(fig) -> dict:
+    return {t.name: t for t in fig.data}
+
+
+def first_run(store):
+    return store.open(store.ids()[0])
+
+
+def test_explorer_shows_the_same_figures_as_the_plot_functions(store):
+    run = first_run(store)
+    ex = run_explorer(run)
+    assert isinstance(ex, RunExplorer) and isinstance(ex.loss_fig, go.FigureWidget)
+    ref = loss_curves(run.metrics(), marker_step=30)
+    for name, trace in by_name(ref).items():
+        np.testing.assert_array_equal(by_name(ex.loss_fig)[name].x, trace.x)
+        np.testing.assert_allclose(by_name(ex.loss_fig)[name].y, trace.y)
+    ref_acc = accuracy_curves(run.metrics())
+    np.testing.assert_allclose(by_name(ex.metric_fig)["test_acc"].y, by_name(ref_acc)["test_acc"].y)
+    assert ex.step_slider.options == (0, 10, 20, 30) and ex.step_slider.value == 30
+    assert set(ex.run_picker.options) == set(store.ids()) and ex.run_picker.value == run.id
+
+
+def test_step_slider_moves_the_marker_and_the_values(store):
+    ex = run_explorer(first_run(store))
+    ex.step_slider.value = 10
+    assert [s.x0 for s in ex.loss_fig.layout.shapes] == [10]
+    assert [s.x0 for s in ex.metric_fig.layout.shapes] == [10]
+    assert "step 10" in ex.values.value and "0.1" in ex.values.value  # train_acc at step 10
+
+
+def test_metric_picker_and_log_x(store):
+    ex = run_explorer(first_run(store))
+    assert list(ex.metric_picker.options) == [ACCURACY, "gini"]
+    ex.metric_picker.value = "gini"
+    assert list(by_name(ex.metric_fig)) == ["gini"]
+    np.testing.assert_allclose(ex.metric_fig.data[0].y, [0.5, 0.51, 0.52, 0.53])
+    ex.log_x.value = True
+    assert ex.loss_fig.layout.xaxis.type == "log" and ex.metric_fig.layout.xaxis.type == "log"
+    np.testing.assert_array_equal(ex.metric_fig.data[0].x, [10, 20, 30])
+    ex.metric_picker.value = ACCURACY
+    assert set(by_name(ex.metric_fig)) == {"train_acc", "test_acc"}
+
+
+def test_run_picker_switches_run(store):
+    ex = run_explorer(store)  # a store opens its last run
+    other = [i for i in store.ids() if i != ex.run_picker.value][0]
+    ex.run_picker.value = other
+    ds = store.open(other).metrics()
+    np.testing.assert_allclose(by_name(ex.loss_fig)["train_loss"].y, ds.train_loss.values)
+    assert ex.step_slider.options == tuple(int(s) for s in ds.step.values)
+
+
+def test_refresh_follows_a_growing_run(store):
+    run = first_run(store)
+    ex = run_explorer(run.id, store=store)
+    run.append(metrics([40, 50]))
+    ex.refresh_button.click()
+    assert len(ex.loss_fig.data[0].x) == 6 and ex.step_slider.value == 50  # the slider follows the end
+    ex.step_slider.value = 20
+    run.append(metrics([60]))
+    ex.refresh()
+    assert ex.step_slider.value == 20 and len(ex.loss_fig.data[0].x) == 7  # unless moved away from it
+    new = store.create({"kind": "modular", "seed": 7})
+    ex.refresh()
+    assert new.id in ex.run_picker.options and ex.run_picker.value == run.id
+
+
+def test_empty_run_and_bad_input(store, tmp_path):
+    empty = store.create({"kind": "modular", "seed": 3})
+    ex = run_explorer(empty)
+    assert ex.step_slider.disabled and len(ex.loss_fig.data) == 0
+    assert "no metrics" in ex.values.value
+    with pytest.raises(TypeError, match="Run"):
+        run_explorer(42)
+    with pytest.raises(TypeError, match="store="):
+        run_explorer("modular-abc")
+    with pytest.raises(ValueError, match="no runs"):
+        run_explorer(RunStore(tmp_path / "none"))

@@ -1,0 +1,172 @@
+"""JupyterLab explorers: ipywidgets controls driving plotly ``FigureWidget``s.
+
+The figures come from the same builders as the dashboard and notebooks (``widgets.plots``); an
+explorer only re-calls them when a control changes and swaps the result into its FigureWidgets.
+(plotly ≥ 6 renders ``FigureWidget`` through ``anywidget``.)
+"""
+from __future__ import annotations
+
+import html
+
+import ipywidgets as widgets
+import numpy as np
+import plotly.graph_objects as go
+import xarray as xr
+
+from widgets.plots.training import accuracy_curves, curve_variables, loss_curves, metric_curves
+from workbench.store import Run, RunStore
+
+__all__ = ["RunExplorer", "run_explorer"]
+
+ACCURACY = "accuracy (train/test)"
+
+
+def _replace_figure(target: go.FigureWidget, source: go.Figure) -> None:
+    """Swap ``source``'s traces and layout into the displayed ``target`` in one front-end update."""
+    with target.batch_update():
+        target.data = ()
+        target.add_traces(list(source.data))
+        target.layout = source.layout
+
+
+def _value_table(ds: xr.Dataset, step: int, variables: list[str]) -> str:
+    """HTML line with every curve variable's value at ``step``."""
+    if step is None or not variables:
+        return ""
+    row = ds.sel(step=step)
+    cells = " · ".join(f"<b>{html.escape(v)}</b> {float(row[v]):.4g}" for v in variables
+                       if np.isfinite(float(row[v])))
+    return f"<div style='font-family:monospace'>step {int(step)}: {cells}</div>"
+
+
+class RunExplorer(widgets.VBox):
+    """Run picker, metric picker, step slider and log-x toggle over a run's training curves.
+
+    Left figure: :func:`widgets.plots.loss_curves`; right figure: the picked metric (accuracy via
+    :func:`widgets.plots.accuracy_curves`, any other 1-D metric via ``metric_curves``). The step
+    slider marks a step on both and lists every metric's value there. ``refresh()`` (or the
+    button) re-reads the store, e.g. while the run is still training.
+    """
+
+    def __init__(self, run: Run | RunStore | str, store: RunStore | None = None):
+        run, store = self._resolve(run, store)
+        self.store = store
+        self.run_picker = widgets.Dropdown(options=store.ids(), value=run.id, description="run",
+                                           layout=widgets.Layout(width="340px"))
+        self.metric_picker = widgets.Dropdown(options=[ACCURACY], value=ACCURACY, description="metric",
+                                              layout=widgets.Layout(width="300px"))
+        self.step_slider = widgets.SelectionSlider(options=[0], value=0, description="step",
+                                                   continuous_update=False, layout=widgets.Layout(width="520px"))
+        self.log_x = widgets.Checkbox(value=False, description="log-x", indent=False,
+                                      layout=widgets.Layout(width="80px"))
+        self.refresh_button = widgets.Button(description="refresh", icon="refresh",
+                                             tooltip="re-read the run store (live runs)")
+        self.values = widgets.HTML()
+        self.loss_fig = go.FigureWidget(layout={"height": 360})
+        self.metric_fig = go.FigureWidget(layout={"height": 360})
+        self.ds = xr.Dataset()
+        self._updating = False
+        super().__init__([
+            widgets.HBox([self.run_picker, self.metric_picker, self.log_x, self.refresh_button]),
+            widgets.HBox([self.step_slider]), self.values,
+            widgets.HBox([self.loss_fig, self.metric_fig])])
+        self.run_picker.observe(lambda _: None if self._updating else self.load(), names="value")
+        self.metric_picker.observe(lambda _: self.redraw(), names="value")
+        self.log_x.observe(lambda _: self.redraw(), names="value")
+        self.step_slider.observe(lambda _: self.redraw(), names="value")
+        self.refresh_button.on_click(lambda _: self.refresh())
+        self.load()
+
+    @staticmethod
+    def _resolve(run, store) -> tuple[Run, RunStore]:
+        if isinstance(run, RunStore):
+            store, ids = run, run.ids()
+            if not ids:
+                raise ValueError(f"run store {store.root} holds no runs: train one first (`workbench demo`)")
+            return store.open(ids[-1]), store
+        if isinstance(run, str):
+            if not isinstance(store, RunStore):
+                raise TypeError("a run id needs store=RunStore(...) to open it")
+            return store.open(run), store
+        if isinstance(run, Run):
+            return run, run.store
+        raise TypeError(f"run must be a workbench Run, a RunStore or a run id, got {type(run).__name__}")
+
+    @property
+    def run(self) -> Run:
+        return self.store.open(self.run_picker.value)
+
+    def load(self) -> None:
+        """Read the picked run's metrics and reset the pickers to what it records."""
+        self.ds = self.run.metrics()
+        others = [v for v in curve_variables(self.ds) if v not in ("train_loss", "test_loss", "train_acc",
+                                                                    "test_acc")] if self.ds.data_vars else []
+        steps = [int(s) for s in self.ds["step"].values] or [0]
+        self._updating = True  # one redraw for all the control changes below
+        try:
+            metric = self.metric_picker.value
+            self.metric_picker.options = [ACCURACY, *others]
+            self.metric_picker.value = metric if metric in self.metric_picker.options else ACCURACY
+            keep_last = self.step_slider.value == self.step_slider.options[-1]
+            old = self.step_slider.value
+            self.step_slider.options = steps
+            self.step_slider.value = steps[-1] if keep_last or old not in steps else old
+            self.step_slider.disabled = self.ds.sizes.get("step", 0) == 0
+        finally:
+            self._updating = False
+        self.redraw()
+
+    def refresh(self) -> None:
+        """Re-read the run list and the picked run's metrics (new steps of a live run appear)."""
+        ids = self.store.ids()
+        if list(self.run_picker.options) != ids:
+            current = self.run_picker.value
+            self._updating = True
+            try:
+                self.run_picker.options = ids
+                self.run_picker.value = current if current in ids else ids[-1]
+            finally:
+                self._updating = False
+        self.load()
+
+    def figures(self) -> tuple[go.Figure, go.Figure]:
+        """The two figures for the current control values (plain ``go.Figure``s)."""
+        marker = self.step_slider.value if self.ds.sizes.get("step", 0) else None
+        loss = loss_curves(self.ds, log_x=self.log_x.value, marker_step=marker)
+        if self.metric_picker.value == ACCURACY:
+            other = accuracy_curves(self.ds, log_x=self.log_x.value, marker_step=marker)
+        else:
+            name = self.metric_picker.value
+            other = metric_curves(self.ds, [name], title=name, y_title=name, log_x=self.log_x.value,
+                                  marker_step=marker)
+        return loss, other
+
+    def redraw(self) -> None:
+        """Rebuild both figures from the plot functions and swap them into the FigureWidgets."""
+        if self._updating:
+            return
+        loss, other = self.figures()
+        _replace_figure(self.loss_fig, loss)
+        _replace_figure(self.metric_fig, other)
+        variables = curve_variables(self.ds) if self.ds.data_vars else []
+        self.values.value = _value_table(self.ds, self.step_slider.value, variables) if variables else \
+            "<i>no metrics recorded yet</i>"
+
+
+def run_explorer(run: Run | RunStore | str, store: RunStore | None = None) -> RunExplorer:
+    """Interactive view of a run's training curves for JupyterLab.
+
+    Parameters
+    ----------
+    run : Run, RunStore or str
+        The run to show first (a ``RunStore`` opens its last run; a run id needs ``store``). The
+        run picker lists every run of the same store.
+    store : RunStore, optional
+        Needed only when ``run`` is a run id.
+
+    Returns
+    -------
+    RunExplorer
+        An ``ipywidgets.VBox``; display it (last expression of a cell) to interact.
+    """
+    return RunExplorer(run, store)
