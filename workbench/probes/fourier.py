@@ -143,14 +143,16 @@ def neuron_logit_fourier_norms(model_or_W: Any, p: int | None = None) -> xr.Data
 
 def key_frequencies(model_or_run: Any, *, factor: float = 3.0, max_freqs: int | None = None,
                     p: int | None = None) -> list[int]:
-    """Key frequencies: those whose embedding energy is ≥ ``factor`` × the mean over frequencies.
+    """Key frequencies: those whose embedding energy is ≥ ``factor`` × the median over frequencies.
 
     Rule: with ``E_k = ||(B W_E)_{cos k}||² + ||(B W_E)_{sin k}||²`` for ``k = 1..(p-1)/2`` (the
-    constant is excluded), key frequencies are ``{k : E_k ≥ factor · mean_k E_k}``, sorted by
+    constant is excluded), key frequencies are ``{k : E_k ≥ factor · median_k E_k}``, sorted by
     decreasing ``E_k`` and truncated to ``max_freqs``. At a random init ``E_k`` is a chi-square with
-    ``2·d_model`` degrees of freedom (relative spread ≈ ``sqrt(1/d_model)`` ≈ 0.09 for d = 128), so
-    no frequency passes ``factor = 3``; a grokked model puts most energy into ~5 frequencies, each
-    ~10× the mean ([1], Sec. 4: "the embedding is sparse in the Fourier basis").
+    ``2·d_model`` degrees of freedom (relative spread ≈ ``sqrt(1/d_model)``, ≈ 0.09 for d = 128), so
+    no frequency passes ``factor = 3``; a grokked model puts almost all energy into a handful of
+    frequencies (~5 for p = 113, [1] Sec. 4: "the embedding is sparse in the Fourier basis") and weight
+    decay shrinks the rest, so they pass by orders of magnitude. The median (not the mean) keeps the
+    rule independent of how many key frequencies there are, as long as they are fewer than half.
 
     Parameters
     ----------
@@ -162,7 +164,7 @@ def key_frequencies(model_or_run: Any, *, factor: float = 3.0, max_freqs: int | 
         model_or_run = model_or_run.load_model()
     E = embedding_fourier_norms(model_or_run, p).values[1:] ** 2
     order = np.argsort(-E, kind="stable")
-    keys = [int(k) + 1 for k in order if E[k] >= factor * E.mean()]
+    keys = [int(k) + 1 for k in order if E[k] >= factor * np.median(E)]
     return keys[:max_freqs] if max_freqs is not None else keys
 
 
@@ -435,4 +437,4 @@ def grokking_probe(model: nn.Module, task: Any, key_freqs: list[int] | None = No
         data["neuron_freq"] = cl["cluster"]
         data["neuron_frac"] = cl["frac_explained"].astype(np.float32)
     ds = xr.Dataset({k: v.drop_attrs() if isinstance(v, xr.DataArray) else v for k, v in data.items()})
-    return ds.assign_attrs(reference=PAPER, key_freq_rule="E_k >= 3 mean(E) on W_E")
+    return ds.assign_attrs(reference=PAPER, key_freq_rule="E_k >= 3 median(E) on W_E")
