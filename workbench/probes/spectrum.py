@@ -32,6 +32,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.linalg
 import torch
 import xarray as xr
 from torch import nn
@@ -135,14 +136,20 @@ def _gram_evals(mats: list[torch.Tensor], gram_dtype: torch.dtype, device: torch
     """Eigenvalues (ascending, float64) of the smaller Gram matrix of each equally shaped matrix:
     the Gram product in ``gram_dtype``, its eigenvalues in float64, one batched call."""
     w = torch.stack([m.to(device=device, dtype=gram_dtype) for m in mats])
-    g = w.mT @ w if w.shape[-2] >= w.shape[-1] else w @ w.mT
-    return torch.linalg.eigvalsh(g.to(torch.float64))
+    g = (w.mT @ w if w.shape[-2] >= w.shape[-1] else w @ w.mT).to(torch.float64)
+    if g.device.type != "cpu":
+        return torch.linalg.eigvalsh(g)
+    # CPU: LAPACK through scipy (divide and conquer, values only); it respects threadpoolctl and
+    # stays fast under load, where torch's OpenMP eigvalsh degrades badly with >1 thread
+    g_np = g.numpy()
+    return torch.from_numpy(np.stack([scipy.linalg.eigh(x, eigvals_only=True, driver="evd", check_finite=False,
+                                                        overwrite_a=True) for x in g_np]))
 
 
-def _exact_evals(lay: LayerMatrices, device: torch.device) -> torch.Tensor:
+def _exact_evals(lay: LayerMatrices, device: torch.device, svd: bool = False) -> torch.Tensor:
     """float64 Gram route for one layer; float64 SVD where even that cannot resolve lambda_min."""
-    ps = [_gram_evals([m], torch.float64, device)[0] for m in lay.mats]
-    if _ill_conditioned(ps, torch.float64):
+    ps = [] if svd else [_gram_evals([m], torch.float64, device)[0] for m in lay.mats]
+    if svd or _ill_conditioned(ps, torch.float64):
         ps = [torch.linalg.svdvals(m.to(device=device, dtype=torch.float64)) ** 2 for m in lay.mats]
     return torch.sort(torch.cat(ps).clamp(min=0) * lay.scale).values
 
@@ -155,28 +162,33 @@ def _all_evals(layers: list[LayerMatrices], precision: str, device: torch.device
     whose lambda_min / lambda_max is below 100 eps_32 (unresolved at float32); ``"float64"`` does
     everything in float64. Returns the ascending eigenvalues and whether each layer is float64-exact.
     """
-    gram_dtype = torch.float32 if precision == "mixed" else torch.float64
+    # "mixed": float32 Gram matrices, except for near-square matrices (N/M < 1.1), whose smallest
+    # eigenvalue sits near 0 (Marchenko-Pastur lower edge (1 - Q^-1/2)^2) and needs float64 anyway
+    def dtype_of(m: torch.Tensor) -> torch.dtype:
+        square = max(m.shape) < 1.1 * min(m.shape)
+        return torch.float32 if precision == "mixed" and not square else torch.float64
+
     groups: dict[tuple, list[tuple[int, int]]] = defaultdict(list)
     for li, lay in enumerate(layers):
         for mi, m in enumerate(lay.mats):
-            groups[tuple(m.shape)].append((li, mi))
+            groups[(tuple(m.shape), dtype_of(m))].append((li, mi))
     parts: list[list[torch.Tensor | None]] = [[None] * lay.rf for lay in layers]
-    itemsize = torch.finfo(gram_dtype).bits // 8
-    for shape, members in groups.items():
-        per = max(1, max_batch_bytes // (int(np.prod(shape)) * itemsize))
+    for (shape, dtype), members in groups.items():
+        per = max(1, max_batch_bytes // (int(np.prod(shape)) * (torch.finfo(dtype).bits // 8)))
         for k in range(0, len(members), per):
             chunk = members[k:k + per]
-            ev = _gram_evals([layers[li].mats[mi] for li, mi in chunk], gram_dtype, device)
+            ev = _gram_evals([layers[li].mats[mi] for li, mi in chunk], dtype, device)
             for (li, mi), e in zip(chunk, ev):
                 parts[li][mi] = e
     out, exact = [], []
     for lay, ps in zip(layers, parts):
-        if _ill_conditioned(ps, gram_dtype):
-            out.append(_exact_evals(lay, device))
+        was64 = all(dtype_of(m) == torch.float64 for m in lay.mats)
+        if _ill_conditioned(ps, torch.float64 if was64 else torch.float32):
+            out.append(_exact_evals(lay, device, svd=was64))
             exact.append(True)
         else:
             out.append(torch.sort(torch.cat(ps).clamp(min=0) * lay.scale).values)
-            exact.append(gram_dtype == torch.float64)
+            exact.append(was64)
     return out, exact
 
 
