@@ -27,7 +27,7 @@ ProgressFn = Callable[[int, int, float], None]
 
 def train_toys(model: ToyModels, *, steps: int, batch_size: int = 1024, lr: float = 1e-3,
                seed: int = 0, progress: bool | ProgressFn = False,
-               log_every: int = 0) -> np.ndarray:
+               log_every: int = 0, nonempty: bool = True) -> np.ndarray:
     """Train every instance of ``model`` in place with Adam on freshly sampled batches.
 
     Parameters
@@ -42,6 +42,9 @@ def train_toys(model: ToyModels, *, steps: int, batch_size: int = 1024, lr: floa
     progress : bool or callable
         ``True`` shows a tqdm bar (off under ``TQDM_DISABLE``); a callable is called as
         ``progress(step, steps, mean_loss)`` about 50 times during training (for UIs).
+    nonempty : bool
+        Sample batches conditioned on x ≠ 0 and add the exact loss of x = 0 (an unbiased,
+        lower-variance estimate of the same loss; see :meth:`ToyModels.generate_batch`).
     log_every : int
         If > 0, record the per-instance training loss every ``log_every`` steps.
 
@@ -65,10 +68,9 @@ def train_toys(model: ToyModels, *, steps: int, batch_size: int = 1024, lr: floa
     tick = max(1, steps // 50)
     logged = []
     for step in range(int(steps)):
-        x = model.generate_batch(batch_size, gen)
-        loss_i = model.loss_per_instance(x)
-        opt.zero_grad(set_to_none=True)
-        loss_i.sum().backward()  # instances are independent: the sum gives each its own gradient
+        x = model.generate_batch(batch_size, gen, nonempty=nonempty)
+        # instances are independent: the gradient of the summed loss is each one's own gradient
+        loss_i = model.loss_and_grad(x, nonempty=nonempty)
         opt.step()
         if log_every and step % log_every == 0:
             logged.append(loss_i.detach().cpu().numpy())
@@ -86,14 +88,16 @@ def train_toys(model: ToyModels, *, steps: int, batch_size: int = 1024, lr: floa
 
 @torch.no_grad()
 def evaluate(model: ToyModels, *, n_samples: int = 8192, seed: int = 12345,
-             chunk: int = 1024) -> np.ndarray:
-    """Per-instance loss on ``n_samples`` fresh samples (chunked to bound memory): shape (I,)."""
+             chunk: int = 1024, nonempty: bool = True) -> np.ndarray:
+    """Per-instance loss on ``n_samples`` fresh samples (chunked to bound memory): shape (I,).
+    ``nonempty`` as in :func:`train_toys` (same expectation, lower variance)."""
     gen = torch.Generator(device=model.W.device).manual_seed(int(seed))
     total = torch.zeros(model.n_instances, device=model.W.device)
     done = 0
     while done < n_samples:
         nb = min(chunk, n_samples - done)
-        total += model.loss_per_instance(model.generate_batch(nb, gen)) * nb
+        x = model.generate_batch(nb, gen, nonempty=nonempty)
+        total += model.loss_per_instance(x, nonempty=nonempty) * nb
         done += nb
     return (total / n_samples).cpu().numpy()
 

@@ -64,7 +64,7 @@ def test_reference_loss_matches_closed_form_for_single_feature_configs():
 def test_phase_diagram_matches_reference_on_clear_cells():
     densities = np.array([0.03, 0.1, 0.3, 1.0])
     ratios = np.array([0.1, 0.5, 2.0, 10.0])
-    ds = phase_diagram(2, 1, densities, ratios, n_inits=3, steps=1500, seed=0)
+    ds = phase_diagram(2, 1, densities, ratios, n_inits=3, steps=1000, seed=0)
     assert ds["phase"].dims == ("density", "importance_ratio")
     assert ds["W"].dims == ("density", "importance_ratio", "hidden", "feature")
     agree, clear = 0, 0

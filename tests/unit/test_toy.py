@@ -99,3 +99,54 @@ def test_importance_vector_and_validation_errors():
         ToyModels(1, 2, 1).generate_batch(0)
     with pytest.raises(TypeError, match="model"):
         train_toys(torch.nn.Linear(2, 2), steps=1)
+
+
+def test_hand_derived_gradient_equals_autograd():
+    for variant in ("relu", "linear", "abs"):
+        m = ToyModels(4, 7, 3, variant=variant, importance=torch.rand(4, 7),
+                      feature_probability=[0.1, 0.4, 0.8, 1.0], seed=2)
+        m.b.data.normal_(0, 0.3)
+        x = m.generate_batch(64, torch.Generator().manual_seed(5))
+        m.zero_grad()
+        ref_loss = m.loss_per_instance(x)
+        ref_loss.sum().backward()
+        gw, gb = m.W.grad.clone(), m.b.grad.clone()
+        m.zero_grad(set_to_none=True)
+        loss = m.loss_and_grad(x)
+        torch.testing.assert_close(loss, ref_loss.detach(), rtol=1e-5, atol=1e-7)
+        torch.testing.assert_close(m.W.grad, gw, rtol=1e-4, atol=1e-6)
+        torch.testing.assert_close(m.b.grad, gb, rtol=1e-4, atol=1e-6)
+
+
+def test_nonempty_sampling_is_the_conditional_distribution_and_loss_is_unbiased():
+    p = torch.tensor([[0.05, 0.05, 0.05], [0.3, 0.1, 0.6]])
+    m = ToyModels(2, 3, 1, feature_probability=p, seed=0)
+    x = m.generate_batch(40000, torch.Generator().manual_seed(0), nonempty=True)
+    assert bool(((x != 0).sum(-1) > 0).all())                         # never empty
+    # P(feature j active | x ≠ 0) = p_j / (1 − Π_k (1 − p_k))
+    expect = p / (1 - (1 - p).prod(-1, keepdim=True))
+    np.testing.assert_allclose((x != 0).float().mean(1).numpy(), expect.numpy(), atol=0.01)
+    nz = x[x != 0]
+    assert float(nz.mean()) == pytest.approx(0.5, abs=0.01)
+    # same expected loss as plain sampling, for each variant
+    for variant in ("relu", "linear", "abs"):
+        mv = ToyModels(2, 3, 2, feature_probability=p, variant=variant, seed=1)
+        mv.b.data.fill_(0.1)
+        a = evaluate(mv, n_samples=200000, nonempty=True, chunk=50000)
+        b = evaluate(mv, n_samples=200000, nonempty=False, chunk=50000)
+        np.testing.assert_allclose(a, b, rtol=0.03)
+
+
+def test_nonempty_hand_gradient_equals_autograd():
+    for variant in ("relu", "linear"):
+        m = ToyModels(3, 5, 2, variant=variant, feature_probability=[0.02, 0.2, 0.7], seed=4)
+        m.b.data.normal_(0, 0.3)
+        x = m.generate_batch(64, torch.Generator().manual_seed(5), nonempty=True)
+        ref = m.loss_per_instance(x, nonempty=True)
+        ref.sum().backward()
+        gw, gb = m.W.grad.clone(), m.b.grad.clone()
+        m.zero_grad(set_to_none=True)
+        loss = m.loss_and_grad(x, nonempty=True)
+        torch.testing.assert_close(loss, ref.detach(), rtol=1e-5, atol=1e-7)
+        torch.testing.assert_close(m.W.grad, gw, rtol=1e-4, atol=1e-6)
+        torch.testing.assert_close(m.b.grad, gb, rtol=1e-4, atol=1e-6)

@@ -110,23 +110,53 @@ class ToyModels(nn.Module):
                 torch.randn(self.n_instances, self.n_features, self.n_hidden, generator=gen) * std)
 
     # --- data --------------------------------------------------------------------------------
-    def generate_batch(self, batch_size: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    def empty_probability(self) -> torch.Tensor:
+        """P(x = 0) = Π_i S_i per instance, shape (I,)."""
+        return (1 - self.feature_probability).prod(-1)
+
+    def generate_batch(self, batch_size: int, generator: torch.Generator | None = None, *,
+                       nonempty: bool = False) -> torch.Tensor:
         """Sample x of shape (I, B, F): each feature is 0 with probability S, else U[0, 1].
 
         Instance-major layout, so each instance's batch is one contiguous ``bmm`` operand. One
         uniform draw u per entry serves both: the feature is present iff u < p, and then u / p is
         again U[0, 1] — the same distribution as two independent draws, at half the cost.
         For the ``abs`` variant present features are U[-1, 1] ([1]_, computation in superposition).
+
+        With ``nonempty=True`` the samples are drawn conditioned on x ≠ 0: the first active
+        feature K has P(K = k) ∝ p_k Π_{j<k} S_j (inverse-CDF sampled), features after K are
+        independent as usual. Combined with the exact loss of the empty sample (see
+        :meth:`loss_per_instance`), this is an unbiased, much lower-variance estimate of the same
+        loss when features are sparse (at S = 0.99, n = 2, 98 % of plain samples are empty).
         """
         if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
         u = torch.rand((self.n_instances, int(batch_size), self.n_features), generator=generator,
                        device=self.W.device)
         p = self.feature_probability[:, None, :]                            # (I, 1, F)
-        scaled = u / p
+        if nonempty:
+            return self._nonempty_batch(u, p, generator)
         if self.variant == "abs":
-            scaled = scaled * 2 - 1
-        return torch.where(u < p, scaled, torch.zeros((), device=u.device))
+            x = u / p
+            return x.mul_(2).sub_(1).mul_(u < p)
+        # in place, no masks: v = −u/p; keep v where v > −1 (u < p) else 0; x = −v
+        v = u.div_(p.neg())
+        return torch.nn.functional.threshold_(v, -1.0, 0.0).neg_()
+
+    def _nonempty_batch(self, u: torch.Tensor, p: torch.Tensor,
+                        generator: torch.Generator | None) -> torch.Tensor:
+        """x conditioned on x ≠ 0 (see :meth:`generate_batch`)."""
+        I, B, F = u.shape
+        cdf = 1 - torch.cumprod(1 - self.feature_probability, -1)            # P(K ≤ k) unnormalised
+        cdf = cdf / cdf[:, -1:]                                              # (I, F)
+        u0 = torch.rand((I, B, 1), generator=generator, device=u.device)
+        first = (u0 > cdf[:, None, :]).sum(-1, keepdim=True).clamp_max_(F - 1)  # K: (I, B, 1)
+        idx = torch.arange(F, device=u.device)
+        later = (idx > first) & (u < p)                                     # independent as usual
+        x = torch.where(idx == first, u, (u / p) * later)                   # u is U[0,1] and ⟂ K
+        if self.variant == "abs":
+            x = (x * 2 - 1) * ((idx == first) | later)
+        return x
 
     # --- model -------------------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -141,10 +171,63 @@ class ToyModels(nn.Module):
         """What the model should output: x itself, or |x| for the ``abs`` variant."""
         return x.abs() if self.variant == "abs" else x
 
-    def loss_per_instance(self, x: torch.Tensor) -> torch.Tensor:
-        """Importance-weighted squared error per instance, mean over the batch: shape (I,)."""
+    def empty_loss(self) -> torch.Tensor:
+        """Exact loss of the sample x = 0: Σ_i I_i f(b_i)², f = ReLU (identity if linear), (I,)."""
+        out = self.b if self.variant == "linear" else torch.relu(self.b)
+        return (out.square() * self.importance).sum(-1)
+
+    def loss_per_instance(self, x: torch.Tensor, *, nonempty: bool = False) -> torch.Tensor:
+        """Importance-weighted squared error per instance, mean over the batch: shape (I,).
+
+        With ``nonempty=True`` (x drawn by ``generate_batch(..., nonempty=True)``) the result is
+        P(x≠0)·mean + P(x=0)·:meth:`empty_loss`, the same expectation as for plain samples.
+        """
         err = (self.target(x) - self(x)) ** 2                               # (I, B, F)
-        return torch.einsum("ibf,if->i", err, self.importance) / x.shape[1]
+        loss = torch.einsum("ibf,if->i", err, self.importance) / x.shape[1]
+        if nonempty:
+            p0 = self.empty_probability()
+            loss = (1 - p0) * loss + p0 * self.empty_loss()
+        return loss
+
+    @torch.no_grad()
+    def loss_and_grad(self, x: torch.Tensor, *, nonempty: bool = False) -> torch.Tensor:
+        r"""Per-instance loss (I,) with the gradients of its sum written to ``W.grad``/``b.grad``.
+
+        Hand-derived backward pass for the ``relu`` and ``linear`` variants (the ``abs`` variant
+        uses autograd): with h = W x, z = Wᵀh + b, e = ReLU(z) − x and δ = 2 I ⊙ e ⊙ 1[z>0] / B,
+
+        .. math:: ∂L/∂b = Σ_b δ,\qquad ∂L/∂W = h δᵀ + (W δ) xᵀ .
+
+        It does the same arithmetic as autograd in about a third of the memory passes (in-place
+        element-wise work on the (I, B, F) tensors), which is what bounds CPU training speed.
+        """
+        if self.variant == "abs":
+            with torch.enable_grad():
+                self.zero_grad(set_to_none=True)
+                loss = self.loss_per_instance(x, nonempty=nonempty)
+                loss.sum().backward()
+            return loss.detach()
+        B = x.shape[1]
+        p0 = self.empty_probability() if nonempty else torch.zeros(self.n_instances, device=x.device)
+        scale = (1 - p0)[:, None] * (2.0 / B)                               # (I, 1)
+        h = torch.bmm(x, self.W.transpose(1, 2))                            # (I, B, H)
+        out = torch.baddbmm(self.b[:, None, :], h, self.W)                   # z (I, B, F)
+        if self.variant == "relu":
+            out.clamp_min_(0.0)                                             # x' = ReLU(z) in place
+        e = out - x                                                         # e = x' − x
+        loss = (1 - p0) * (e.square().sum(1) * self.importance).sum(-1) / B  # (I,)
+        delta = e.mul_((self.importance * scale)[:, None, :])               # dL/dx'
+        if self.variant == "relu":                                          # dL/dz: 0 where x' = 0
+            delta = torch.ops.aten.threshold_backward(delta, out, 0.0)
+        self.b.grad = delta.sum(1)
+        if nonempty:                                                        # the exact x = 0 term
+            out0 = self.b if self.variant == "linear" else torch.relu(self.b)
+            loss += p0 * (out0.square() * self.importance).sum(-1)
+            self.b.grad += (2 * p0)[:, None] * self.importance * out0
+        grad_w = torch.bmm(h.transpose(1, 2), delta)                        # via Wᵀ h: (I, H, F)
+        grad_w.baddbmm_(torch.bmm(delta, self.W.transpose(1, 2)).transpose(1, 2), x)  # via h = W x
+        self.W.grad = grad_w
+        return loss
 
     def extra_repr(self) -> str:
         return (f"n_instances={self.n_instances}, n_features={self.n_features}, "

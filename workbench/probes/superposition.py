@@ -153,8 +153,8 @@ def classify_phase(W, *, feature: int = -1, norm_threshold: float = 0.5,
 
 
 def phase_diagram(n_features: int, n_hidden: int, densities: Sequence[float],
-                  importance_ratios: Sequence[float], *, n_inits: int = 3, steps: int = 2000,
-                  seed: int = 0, batch_size: int = 256, lr: float = 1e-2,
+                  importance_ratios: Sequence[float], *, n_inits: int = 3, steps: int = 1000,
+                  seed: int = 0, batch_size: int = 128, lr: float = 1e-2,
                   progress: bool = False, device: str = "cpu") -> xr.Dataset:
     """Train the paper's phase-change toy models and classify each (density, importance) cell.
 
