@@ -20,6 +20,7 @@ from workbench.store import RunStore
 #: URL slug → module exposing ``page(store)``. Lens pages add one line each.
 PAGES: dict[str, str] = {
     "runs": "widgets.apps.runs",
+    "grokking": "widgets.apps.grokking",
 }
 
 TITLE = "workbench"

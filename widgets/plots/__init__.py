@@ -4,3 +4,5 @@ Shared by notebooks, ipywidgets explorers and Panel pages. One module per lens k
 everything is re-exported here so callers write ``from widgets.plots import loss_curves``.
 """
 from .training import accuracy_curves, curve_variables, loss_curves, metric_curves  # noqa: F401
+from .grokking import fourier_spectrum, grokfast_comparison, grokking_curves, logit_heatmap, neuron_clusters, progress_measures  # noqa: F401
+from .spectrum import alpha_by_layer, esd_plot, metric_table, spectrum_over_training  # noqa: F401

@@ -1,0 +1,66 @@
+"""The grokking page: plain page logic, then the real page in headless Chromium."""
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from tests.ui.conftest import WORKBENCH, child_env, free_port, stop, wait_for_http
+from tests.ui.test_runs_page import plot_points, wait_for_points
+from widgets.apps.grokking import GrokkingPage, grokking_runs, nearest_step, probe_steps, step_figures
+from workbench.store import RunStore
+
+pytestmark = pytest.mark.ui
+
+TINY = dict(p=23, frac=0.5, d_model=32, d_head=8, d_mlp=64, steps=150, eval_every=5, probe_every=25,
+            checkpoint_every=100, trajectory_every=50)
+
+
+@pytest.fixture(scope="module")
+def grok_data(tmp_path_factory):
+    import torch
+
+    from workbench.grokking import GrokkingConfig, train_grokking
+
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("grok_ui")
+    run = train_grokking(GrokkingConfig(**TINY), RunStore(root), progress=False)
+    return root, run.id
+
+
+def test_page_logic_without_browser(grok_data):
+    root, run_id = grok_data
+    store = RunStore(root)
+    assert grokking_runs(store) == [run_id]
+    ds = store.open(run_id).metrics()
+    steps = probe_steps(ds)
+    assert steps == list(range(0, 151, 25))
+    assert nearest_step(steps, 61) == 50 and nearest_step(steps, None) == 150
+    figs = step_figures(ds, 50)
+    assert len(figs["spectrum"].data[0].x) == (23 - 1) // 2 + 1
+    assert sum(figs["clusters"].data[0].y) == 64  # every neuron counted once
+    assert figs["heatmap"].data[0].z.shape == (12, 12)
+    page = GrokkingPage(store)
+    assert page.run_id == run_id and page.step == 150
+    page.step = 75
+    assert "step 75" in page._status.object
+
+
+def test_grokking_page_in_browser(grok_data, browser_page, tmp_path):
+    root, run_id = grok_data
+    port = free_port()
+    log = tmp_path / "serve.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([WORKBENCH, "serve", "--data", str(root), "--port", str(port), "--no-show"],
+                                stdout=out, stderr=subprocess.STDOUT, env=child_env())
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_for_http(url + "/", proc, 60, log)
+        page = browser_page
+        page.goto(url + "/grokking")
+        n_steps = RunStore(root).open(run_id).metrics()["train_loss"].notnull().sum().item()
+        points = wait_for_points(page, lambda p: p.get("embed_norm", 0) == 12 and p.get("test loss", 0) >= n_steps)
+        assert points["restricted loss"] == 7  # one point per probe step (0, 25, ..., 150)
+        assert not page.errors
+    finally:
+        stop(proc)
