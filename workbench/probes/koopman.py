@@ -12,7 +12,14 @@ Schmid (2010) JFM 656; Tu et al. (2014) doi:10.3934/jcd.2014.1.391; Williams, Ke
 Mezić, Stepanenko (2024) arXiv:2409.05467; Redman et al. (NeurIPS 2024) arXiv:2302.09160; Dogra &
 Redman (2020) arXiv:2006.14111.
 """
-from workbench.probes.koopman_dictionaries import RBF, Delays, Dictionary, Identity, Monomials, RandomFourier
+from workbench.probes.koopman_dictionaries import (
+    RBF,
+    Delays,
+    Dictionary,
+    Identity,
+    Monomials,
+    RandomFourier,
+)
 from workbench.probes.koopman_dmd import DMD, HankelDMD, KoopmanEstimator
 from workbench.probes.koopman_edmd import EDMD, ResDMD
 from workbench.probes.koopman_training import (
@@ -24,6 +31,22 @@ from workbench.probes.koopman_training import (
     wasserstein_eigs,
 )
 
-__all__ = ["DMD", "HankelDMD", "EDMD", "ResDMD", "KoopmanEstimator", "Dictionary", "Identity", "Monomials",
-           "RBF", "RandomFourier", "Delays", "trajectory_spectrum", "trajectory_gram", "run_distance",
-           "distance_matrix", "wasserstein_eigs", "forecast"]
+__all__ = [
+    "DMD",
+    "EDMD",
+    "RBF",
+    "Delays",
+    "Dictionary",
+    "HankelDMD",
+    "Identity",
+    "KoopmanEstimator",
+    "Monomials",
+    "RandomFourier",
+    "ResDMD",
+    "distance_matrix",
+    "forecast",
+    "run_distance",
+    "trajectory_gram",
+    "trajectory_spectrum",
+    "wasserstein_eigs",
+]

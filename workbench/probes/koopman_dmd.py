@@ -25,7 +25,7 @@ from workbench.probes.koopman_linalg import (
     svd_from_gram,
     svd_randomized,
 )
-from workbench.validation import as_tensor, check_range
+from workbench.validation import as_tensor, check_finite, check_range
 
 _METHODS = ("auto", "svd", "gram", "randomized")
 
@@ -36,21 +36,49 @@ def _order(eigs: torch.Tensor) -> torch.Tensor:
     return torch.as_tensor(np.lexsort((-np.round(e.imag, 12), -np.round(np.abs(e), 12))), device=eigs.device)
 
 
-def validate_pairs(X, y, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Validate ``X`` (and optional ``y``) and return ``(X0, X1, x_first)`` as float64 tensors.
+def as_snapshots(x, name: str, device: torch.device, ndim: int | tuple[int, ...] = 2) -> torch.Tensor:
+    """``as_tensor`` with a fast finiteness check for large snapshot matrices.
+
+    Type, dimension and complex checks run through :func:`as_tensor` on the first row; finiteness is
+    checked with one reduction (``sum`` is NaN/Inf iff an entry is, barring overflow) and only on
+    failure with the element-wise :func:`check_finite`, which names the first bad index. (Element-wise
+    ``torch.isfinite`` costs as much as the whole Gram-route DMD on CPU.)
+    """
+    arr = x if isinstance(x, torch.Tensor) else np.asarray(x)
+    dims = (ndim,) if isinstance(ndim, int) else ndim
+    if arr.ndim not in dims or arr.shape[0] == 0 or arr.dtype == object:
+        return as_tensor(x, name, ndim=ndim, dtype=torch.float64, device=device)
+    as_tensor(arr[:1], name, ndim=ndim, dtype=torch.float64)
+    t = (arr.detach() if isinstance(arr, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(arr)))
+    t = t.to(device=device, dtype=torch.float64)
+    if not bool(torch.isfinite(t.sum())):
+        check_finite(t, name)
+    return t
+
+
+def gram(A: torch.Tensor) -> torch.Tensor:
+    """``A Aᵀ``; on CPU through NumPy, whose matmul recognises ``A @ A.T`` and calls BLAS ``syrk`` (half the flops)."""
+    if A.device.type == "cpu":
+        a = A.numpy()
+        return torch.from_numpy(a @ a.T)
+    return A @ A.mT
+
+
+def validate_pairs(X, y, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Validate ``X`` (and optional ``y``); return ``(X0, X1, x_first, X_or_None)`` as float64 tensors.
 
     ``y is None``: consecutive snapshots, ``X0 = X[:-1]``, ``X1 = X[1:]``; otherwise ``y[i]`` is the
     image of ``X[i]`` under one step of the dynamics.
     """
-    X = as_tensor(X, "X", ndim=2, dtype=torch.float64, device=device)
+    X = as_snapshots(X, "X", device)
     if y is None:
         if X.shape[0] < 2:
             raise ValueError(f"X needs at least 2 snapshots (rows = time), got shape {tuple(X.shape)}")
-        return X[:-1], X[1:], X[0]
-    y = as_tensor(y, "y", ndim=2, dtype=torch.float64, device=device)
+        return X[:-1], X[1:], X[0], X
+    y = as_snapshots(y, "y", device)
     if y.shape != X.shape:
         raise ValueError(f"y must have the same shape as X {tuple(X.shape)}, got {tuple(y.shape)}")
-    return X, y, X[0]
+    return X, y, X[0], None
 
 
 class KoopmanEstimator:
@@ -182,9 +210,8 @@ class DMD(KoopmanEstimator):
 
     def fit(self, X, y=None) -> DMD:
         """Fit on snapshots ``X`` (rows = time) or on pairs ``(X[i], y[i])``; returns ``self``."""
-        X0, X1, first = validate_pairs(X, y, self._device)
-        consecutive = torch.cat([X0, X1[-1:]]) if y is None else None
-        self._fit_pairs(X0, X1, first, n_time=X0.shape[0] + (1 if y is None else 0), consecutive=consecutive)
+        X0, X1, first, full = validate_pairs(X, y, self._device)
+        self._fit_pairs(X0, X1, first, n_time=X0.shape[0] + (1 if y is None else 0), consecutive=full)
         return self
 
     def _fit_pairs(self, X0: torch.Tensor, X1: torch.Tensor, first: torch.Tensor, n_time: int,
@@ -196,11 +223,11 @@ class DMD(KoopmanEstimator):
         # 1. truncated SVD of the snapshot matrix, and the projected images  Ψy = X1 U  (time, r)
         if method == "gram":
             if consecutive is not None:  # one (m+1)² Gram holds both X0X0ᵀ and X0X1ᵀ
-                Z = consecutive @ consecutive.mT
-                gram, cross = Z[:-1, :-1], Z[:-1, 1:]
+                Z = gram(consecutive)
+                g0, cross = Z[:-1, :-1], Z[:-1, 1:]
             else:
-                gram, cross = X0 @ X0.mT, X0 @ X1.mT
-            svd = svd_from_gram(gram, (m, n), self.rank)
+                g0, cross = gram(X0), X0 @ X1.mT
+            svd = svd_from_gram(g0, (m, n), self.rank)
             s_inv_V = svd.V / svd.s  # V Σ⁻¹ : (time, r)
             psi_y = cross.mT @ s_inv_V  # X1 U = X1 X0ᵀ V Σ⁻¹
         else:
@@ -218,9 +245,9 @@ class DMD(KoopmanEstimator):
         eigs, W = torch.linalg.eig(atilde)
         # 3. modes: exact Φ = X1ᵀ V Σ⁻¹ W, or projected U W (U = X0ᵀ V Σ⁻¹ on the Gram route)
         if self.exact:
-            Phi = (X1.mT @ s_inv_V).to(W.dtype) @ W
+            Phi = (s_inv_V.mT @ X1).mT.to(W.dtype) @ W  # (r, time) @ (time, feature): no transposed copy of X1
         else:
-            U = svd.U if svd.U is not None else X0.mT @ s_inv_V
+            U = svd.U if svd.U is not None else (s_inv_V.mT @ X0).mT
             Phi = U.to(W.dtype) @ W
         self._modes = Phi.mT
         amplitudes = self._state_amplitudes(first)
@@ -260,7 +287,7 @@ class HankelDMD(KoopmanEstimator):
         """Fit on snapshots ``X`` (rows = time); ``y`` is not supported (delays need a trajectory)."""
         if y is not None:
             raise ValueError("HankelDMD needs one trajectory X; pairs (X, y) are not supported")
-        X = as_tensor(X, "X", ndim=(1, 2), dtype=torch.float64, device=self._device)
+        X = as_snapshots(X, "X", self._device, ndim=(1, 2))
         X = X.reshape(-1, 1) if X.ndim == 1 else X
         if X.shape[0] < self.delays + 1:
             raise ValueError(f"X needs at least delays + 1 = {self.delays + 1} snapshots, got {X.shape[0]}")

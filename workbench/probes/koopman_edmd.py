@@ -15,7 +15,13 @@ import torch
 import xarray as xr
 
 from workbench.probes.koopman_dictionaries import Delays, Dictionary, make_dictionary
-from workbench.probes.koopman_dmd import KoopmanEstimator, _order, hankel, validate_pairs
+from workbench.probes.koopman_dmd import (
+    KoopmanEstimator,
+    _order,
+    as_snapshots,
+    hankel,
+    validate_pairs,
+)
 from workbench.probes.koopman_linalg import (
     RankLike,
     galerkin_qr,
@@ -57,11 +63,11 @@ class EDMD(KoopmanEstimator):
         if isinstance(dic, Delays) and dic.delays > 1:
             if y is not None:
                 raise ValueError("a Delays dictionary needs one trajectory X; pairs (X, y) are not supported")
-            Xt = as_tensor(X, "X", ndim=2, dtype=torch.float64, device=dev)
+            Xt = as_snapshots(X, "X", dev)
             if Xt.shape[0] < dic.delays + 1:
                 raise ValueError(f"X needs at least delays + 1 = {dic.delays + 1} snapshots, got {Xt.shape[0]}")
             X = hankel(Xt, dic.delays)
-        X0, X1, first = validate_pairs(X, y, dev)
+        X0, X1, first, _ = validate_pairs(X, y, dev)
         w = None
         if weights is not None:
             w = as_tensor(weights, "weights", ndim=1, dtype=torch.float64, device=dev)
