@@ -294,3 +294,15 @@ def test_spectrum_probe_in_training(tmp_path):
     np.testing.assert_allclose(ds.alpha.isel(step=0).values, snapshot.alpha.values, rtol=1e-12)
     assert np.all(ds.delta_stable_rank.isel(step=0).values == 0)
     assert np.all(ds.delta_rel_norm.isel(step=-1).values > 0)
+
+
+def test_bare_parameter_weights_of_the_transformer():
+    from workbench.models.transformer import Transformer
+
+    model = Transformer(p=23)
+    ds = analyze(model, mp_fit=False, keep_evals=True)
+    names = [str(x) for x in ds.layer.values]
+    assert "blocks.0.attn.W_Q" in names and "blocks.0.mlp.W_in" in names
+    w_q = model.blocks[0].attn.W_Q.detach()  # (heads, d_model, d_head) → (d_model, heads·d_head)
+    full = torch.cat(list(w_q), dim=1)
+    np.testing.assert_allclose(ds.eigenvalues.sel(layer="blocks.0.attn.W_Q").values, esd(full).values, rtol=1e-5)

@@ -15,7 +15,9 @@ Conventions (weightwatcher 0.7.7, so the numbers agree with it):
   Conv1d/Conv2d (one N×M slice per kernel position, eigenvalues pooled; Conv2d eigenvalues are
   multiplied by 1/2 — weightwatcher's default ``conv2d_norm``), 2-D "Conv1D" modules (GPT-2 style)
   as dense, and ``nn.MultiheadAttention``'s packed in-projection split into q, k, v (weightwatcher
-  skips it; layer names ``<path>.in_proj_q`` etc.). Norm layers, biases and other 1-D tensors are
+  skips it; layer names ``<path>.in_proj_q`` etc.); bare ``W_*`` parameters of other modules
+  (``workbench.models.transformer``: ``blocks.0.attn.W_Q`` with heads concatenated, ``W_E``, ...),
+  which weightwatcher does not see. Norm layers, biases and other 1-D tensors are
   skipped by rule. A layer is skipped when M·rf < ``min_evals`` (8), M·rf > ``max_evals`` (15000)
   or N > ``max_N`` (50000), weightwatcher's limits.
 - eigenvalues come from the Gram matrix (the smaller of W^T W, W W^T), formed in float32 by
@@ -104,6 +106,23 @@ def _check_weight(w: torch.Tensor, name: str) -> None:
         raise ValueError(f"weight of layer {name!r} overflows float64 in its Frobenius norm")
 
 
+def _raw_matrices(name: str, mod: nn.Module) -> Iterator[LayerMatrices]:
+    """Weights held as bare ``W_*`` parameters (TransformerLens-style models): 2-D as they are;
+    3-D head-stacked ``(heads, a, b)`` as one matrix with the heads concatenated on the smaller
+    side (W_Q ``(h, d_model, d_head)`` → ``(d_model, h·d_head)``, W_O ``(h, d_head, d_model)`` →
+    ``(h·d_head, d_model)``)."""
+    for pname, w in mod.named_parameters(recurse=False):
+        if not pname.startswith("W_") or w.ndim not in (2, 3):
+            continue
+        w = w.detach()
+        full = f"{name}.{pname}" if name else pname
+        _check_weight(w, full)
+        if w.ndim == 3:
+            h, a, b = w.shape
+            w = w.permute(1, 0, 2).reshape(a, h * b) if a > b else w.reshape(h * a, b)
+        yield LayerMatrices(full, "parameter", [w])
+
+
 def layer_matrices(model: nn.Module, *, split_attention: bool = True) -> Iterator[LayerMatrices]:
     """Yield the weight matrices of every analysable layer of ``model`` in ``named_modules`` order.
 
@@ -112,6 +131,7 @@ def layer_matrices(model: nn.Module, *, split_attention: bool = True) -> Iterato
     for name, mod in model.named_modules():
         kind = _kind(mod)
         if kind is None:
+            yield from _raw_matrices(name, mod)
             continue
         if kind == "attention_in":
             w = getattr(mod, "in_proj_weight", None)
