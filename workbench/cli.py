@@ -74,6 +74,46 @@ def train_modular_cmd(
 # -- lens commands are registered below this line ---------------------------------------------
 
 
+@train_app.command("grokking")
+def train_grokking_cmd(
+    p: Annotated[int, typer.Option(help="Prime modulus.")] = 113,
+    op: Annotated[str, typer.Option(help="add | sub | mul | div | x2xyy2")] = "add",
+    frac: Annotated[float, typer.Option(help="Train fraction in (0, 1).")] = 0.3,
+    lr: Annotated[float, typer.Option(help="AdamW learning rate.")] = 1e-3,
+    wd: Annotated[float, typer.Option(help="AdamW weight decay.")] = 1.0,
+    steps: int = 40_000,
+    optimizer: Annotated[str, typer.Option(help="adamw | grokfast-ema | grokfast-ma")] = "adamw",
+    gf_alpha: Annotated[float, typer.Option(help="Grokfast EMA momentum.")] = 0.98,
+    gf_lamb: Annotated[Optional[float], typer.Option(help="Grokfast lambda (default 2 EMA / 5 MA).")] = None,
+    gf_window: Annotated[int, typer.Option(help="Grokfast MA window.")] = 100,
+    d_model: int = 128,
+    d_mlp: int = 512,
+    batch_size: Annotated[Optional[int], typer.Option(help="Mini-batch size (default: full batch).")] = None,
+    seed: int = 0,
+    eval_every: int = 10,
+    probe_every: Annotated[int, typer.Option(help="Fourier progress measures every N steps.")] = 100,
+    checkpoint_every: int = 1000,
+    trajectory_every: int = 100,
+    data: DataOpt = None,
+    resume: ResumeOpt = True,
+    progress: ProgressOpt = True,
+) -> None:
+    """Train Nanda et al.'s one-layer transformer with the grokking progress measures."""
+    from workbench.grokking import GrokkingConfig, train_grokking
+    from workbench.train import TrainingDiverged
+
+    try:
+        config = GrokkingConfig(p=p, op=op, frac=frac, lr=lr, wd=wd, steps=steps, optimizer=optimizer,
+                                gf_alpha=gf_alpha, gf_lamb=gf_lamb, gf_window=gf_window, d_model=d_model,
+                                d_head=d_model // 4, d_mlp=d_mlp, batch_size=batch_size, seed=seed,
+                                eval_every=eval_every, probe_every=probe_every,
+                                checkpoint_every=checkpoint_every, trajectory_every=trajectory_every)
+        run = train_grokking(config, _store(data), resume=resume, progress=progress)
+    except (ValueError, TrainingDiverged) as exc:
+        _fail(str(exc))
+    _report(run)
+
+
 @runs_app.command("list")
 def runs_list(data: DataOpt = None) -> None:
     """Table of runs in the data root."""
