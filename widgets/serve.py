@@ -21,6 +21,7 @@ from workbench.store import RunStore
 PAGES: dict[str, str] = {
     "runs": "widgets.apps.runs",
     "grokking": "widgets.apps.grokking",
+    "koopman": "widgets.apps.koopman",
 }
 
 TITLE = "workbench"

@@ -1,0 +1,41 @@
+"""The Koopman page: plain page logic, then the real page in headless Chromium."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.ui.test_runs_page import wait_for_points
+from widgets.apps.koopman import KoopmanPage, clip_settings, compute_view, koopman_runs
+from workbench.probes.koopman import DMD
+from workbench.store import RunStore
+
+pytestmark = pytest.mark.ui
+
+
+def test_page_logic_without_browser(ui_data, ui_run_id):
+    store = RunStore(ui_data)
+    assert koopman_runs(store) == [ui_run_id]
+    traj = store.open(ui_run_id).trajectory()
+    n = traj.sizes["step"]
+    s = clip_settings(n, window=20, rank=8, delays=1)
+    assert s.window == min(20, n) and s.rank <= s.window - 2
+    view = compute_view(traj, s)
+    lam = (view["spectrum"].eig_real + 1j * view["spectrum"].eig_imag).values[-1]
+    ref = DMD(s.rank, method="svd").fit(np.asarray(traj.values[-s.window:], dtype=np.float64))
+    np.testing.assert_allclose(np.sort_complex(lam), np.sort_complex(ref.eigs_), atol=1e-6)
+    page = KoopmanPage(store, background=False)
+    assert page.run_id == ui_run_id and "reconstruction error" in page._status.object
+    assert len(page._panes["eigs"].object.data[1].x) == s.rank
+    with pytest.raises(ValueError, match="at least 3"):
+        clip_settings(2, 20, 8, 1)
+
+
+def test_koopman_page_in_browser(server, browser_page, ui_data, ui_run_id):
+    page = browser_page
+    page.goto(server + "/koopman")
+    n = RunStore(ui_data).open(ui_run_id).trajectory().sizes["step"]
+    rank = clip_settings(n, 20, 8, 1).rank
+    points = wait_for_points(page, lambda p: p.get("estimated", 0) == rank and p.get("unit circle", 0) == 361,
+                             timeout=60)
+    assert points["|λ|"] >= rank  # the window-spectra figure has data too
+    assert not page.errors
