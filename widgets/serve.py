@@ -22,6 +22,7 @@ PAGES: dict[str, str] = {
     "runs": "widgets.apps.runs",
     "grokking": "widgets.apps.grokking",
     "koopman": "widgets.apps.koopman",
+    "spectrum": "widgets.apps.spectrum",
 }
 
 TITLE = "workbench"

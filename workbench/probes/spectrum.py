@@ -59,6 +59,7 @@ class LayerMatrices:
     kind: str  # dense | embedding | conv1d | conv2d | attention_in
     mats: list[torch.Tensor]
     scale: float = 1.0  # eigenvalue multiplier (1/2 for Conv2d, weightwatcher's conv2d_norm)
+    fro2: float = float("nan")  # ||W||_F^2 in float64 (before ``scale``)
 
     @property
     def n(self) -> int:
@@ -99,11 +100,14 @@ def _conv_slices(w: torch.Tensor) -> list[torch.Tensor]:
     return [w[a, b] for a in range(o) for b in range(i)]
 
 
-def _check_weight(w: torch.Tensor, name: str) -> None:
-    """NaN/Inf check via one reduction (the full element-wise check only to report a failure)."""
-    if not torch.isfinite(torch.linalg.vector_norm(w, dtype=torch.float64)):
+def _check_weight(w: torch.Tensor, name: str) -> float:
+    """Squared Frobenius norm in float64; it doubles as the NaN/Inf check (the element-wise check
+    runs only to report a failure, naming the layer)."""
+    norm = torch.linalg.vector_norm(w, dtype=torch.float64)
+    if not torch.isfinite(norm):
         check_finite(w, f"weight of layer {name!r}")
         raise ValueError(f"weight of layer {name!r} overflows float64 in its Frobenius norm")
+    return float(norm) ** 2
 
 
 def _raw_matrices(name: str, mod: nn.Module) -> Iterator[LayerMatrices]:
@@ -116,11 +120,11 @@ def _raw_matrices(name: str, mod: nn.Module) -> Iterator[LayerMatrices]:
             continue
         w = w.detach()
         full = f"{name}.{pname}" if name else pname
-        _check_weight(w, full)
+        fro2 = _check_weight(w, full)
         if w.ndim == 3:
             h, a, b = w.shape
             w = w.permute(1, 0, 2).reshape(a, h * b) if a > b else w.reshape(h * a, b)
-        yield LayerMatrices(full, "parameter", [w])
+        yield LayerMatrices(full, "parameter", [w], fro2=fro2)
 
 
 def layer_matrices(model: nn.Module, *, split_attention: bool = True) -> Iterator[LayerMatrices]:
@@ -139,17 +143,17 @@ def layer_matrices(model: nn.Module, *, split_attention: bool = True) -> Iterato
                 continue
             _check_weight(w.detach(), name)
             for part, chunk in zip("qkv", w.detach().chunk(3, dim=0)):
-                yield LayerMatrices(f"{name}.in_proj_{part}", kind, [chunk])
+                yield LayerMatrices(f"{name}.in_proj_{part}", kind, [chunk], fro2=_check_weight(chunk, name))
             continue
         w = getattr(mod, "weight", None)
         if not isinstance(w, torch.Tensor) or w.ndim < 2:
             continue
         w = w.detach()
-        _check_weight(w, name)
+        fro2 = _check_weight(w, name)
         if w.ndim == 2:
-            yield LayerMatrices(name, "dense" if kind == "conv1d" else kind, [w])
+            yield LayerMatrices(name, "dense" if kind == "conv1d" else kind, [w], fro2=fro2)
         elif kind in ("conv1d", "conv2d") and w.ndim in (3, 4):
-            yield LayerMatrices(name, kind, _conv_slices(w), 0.5 if kind == "conv2d" else 1.0)
+            yield LayerMatrices(name, kind, _conv_slices(w), 0.5 if kind == "conv2d" else 1.0, fro2)
 
 
 def _gram_evals(mats: list[torch.Tensor], gram_dtype: torch.dtype, device: torch.device) -> torch.Tensor:
@@ -318,8 +322,7 @@ def analyze(model: nn.Module, *, layers: Sequence[str] | None = None, min_evals:
         evals[i] = _exact_evals(lays[i], dev)
     _fit_into(out, evals, redo)
     for i, (lay, e) in enumerate(zip(lays, evals)):
-        fro2 = lay.scale * sum(float(torch.linalg.vector_norm(m, dtype=torch.float64)) ** 2
-                               for m in lay.mats)
+        fro2 = lay.scale * lay.fro2
         lam_max = float(e[-1])
         out["log_norm"][i] = np.log10(fro2)
         out["log_spectral_norm"][i] = np.log10(lam_max)
