@@ -77,3 +77,31 @@ def test_config_validation(tmp_path):
         GrokkingConfig(p=30)
     with pytest.raises(ValueError, match="unknown grokking config"):
         train_grokking({"p": 31, "nope": 1}, RunStore(tmp_path))
+
+
+@pytest.mark.parametrize("mode", ["grokfast-ema", "grokfast-ma"])
+def test_grokfast_run_resumes_bit_for_bit(tmp_path, mode):
+    """Kill-and-resume through the RunStore checkpoint gives the same metrics as one straight run."""
+    from workbench.models import build_model
+    from workbench.train import fit
+
+    cfg = GrokkingConfig(p=13, frac=0.5, d_model=16, d_head=4, d_mlp=32, optimizer=mode, gf_window=3, steps=20)
+    store = RunStore(tmp_path)
+
+    def train(run, steps):
+        torch.manual_seed(0)
+        model = build_model(cfg.model_config())
+        return fit(model, cfg.task(), cfg.make_optimizer(model), steps, run=run, eval_every=5,
+                   checkpoint_every=5, lr_warmup=cfg.warmup, progress=False)
+
+    straight = store.create({"case": "straight", "mode": mode})
+    train(straight, 20)
+    resumed = store.create({"case": "resumed", "mode": mode})
+    train(resumed, 10)  # "killed" after the step-10 checkpoint
+    ckpt = resumed.load_checkpoint()
+    assert ckpt["optimizer"]["grokfast"]["count"] == 10  # the filter state is in the checkpoint
+    train(resumed, 20)  # a fresh model/optimizer: everything must come from the checkpoint
+    a, b = straight.metrics(), resumed.metrics()
+    np.testing.assert_array_equal(a.step.values, b.step.values)
+    for var in ("train_loss", "test_loss", "test_acc"):
+        np.testing.assert_array_equal(a[var].values, b[var].values)
