@@ -5,8 +5,16 @@ import numpy as np
 import pytest
 
 from tests.ui.test_runs_page import wait_for_points
-from widgets.apps.spectrum import (PRETRAINED, SpectrumPage, compute_spectrum, load_source, source_steps,
-                                   spectrum_figures, spectrum_sources, training_figures)
+from widgets.apps.spectrum import (
+    PRETRAINED,
+    SpectrumPage,
+    compute_spectrum,
+    load_source,
+    source_steps,
+    spectrum_figures,
+    spectrum_sources,
+    training_figures,
+)
 from workbench.store import RunStore
 
 pytestmark = pytest.mark.ui

@@ -73,7 +73,7 @@ def _check_agreement(ours: xr.Dataset, ref) -> list[str]:
 
 
 def test_random_model_matches_weightwatcher(random_pair):
-    model, ours, ref = random_pair
+    _, ours, ref = random_pair
     layers = _check_agreement(ours, ref)
     assert layers == ["0", "1", "2", "3", "4"]  # Linear(5, 100) and LayerNorm skipped by rule
     assert list(ours.layer_type.values) == ["embedding", "dense", "dense", "conv2d", "dense"]

@@ -130,7 +130,7 @@ class SpectrumPage(pn.viewable.Viewer):
         try:
             self._ds = compute_spectrum(load_source(self.store, source, step))
             self._version += 1
-        except Exception as exc:  # shown in the status line, never kills the server
+        except Exception as exc:  # noqa: BLE001 (shown in the status line, never kills the server)
             self._error = f"analysis failed: {exc}"
 
     def start(self, *, background: bool = True) -> None:

@@ -14,7 +14,7 @@ from workbench.probes.spectrum_fit import mp_density
 
 from .grokking import _shade
 
-__all__ = ["esd_plot", "alpha_by_layer", "spectrum_over_training", "metric_table"]
+__all__ = ["alpha_by_layer", "esd_plot", "metric_table", "spectrum_over_training"]
 
 
 def _need(ds: xr.Dataset, names: tuple[str, ...], what: str) -> None:

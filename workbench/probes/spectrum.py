@@ -39,12 +39,26 @@ import torch
 import xarray as xr
 from torch import nn
 
-from workbench.probes.spectrum_fit import (EVALS_THRESH, effective_rank, fit_power_law, mp_spikes,
-                                          power_law_batch)
+from workbench.probes.spectrum_fit import (
+    EVALS_THRESH,
+    effective_rank,
+    fit_power_law,
+    mp_spikes,
+    power_law_batch,
+)
 from workbench.validation import as_tensor, check_finite
 
-__all__ = ["esd", "fit_power_law", "analyze", "delta_rank", "layer_matrices", "layer_esds",
-           "make_spectrum_probe", "spectrum_probe", "METRICS"]
+__all__ = [
+    "METRICS",
+    "analyze",
+    "delta_rank",
+    "esd",
+    "fit_power_law",
+    "layer_esds",
+    "layer_matrices",
+    "make_spectrum_probe",
+    "spectrum_probe",
+]
 
 XMIN_FLOAT32_FLOOR = 1e-3  # "mixed": refit in float64 when xmin < this · lambda_max
 METRICS = ("alpha", "alpha_weighted", "log_norm", "log_spectral_norm", "stable_rank",
@@ -374,6 +388,19 @@ def _state_matrices(model: nn.Module, split_attention: bool) -> dict[str, LayerM
     return {lay.name: lay for lay in layer_matrices(model, split_attention=split_attention)}
 
 
+def _init_layers(model: nn.Module, init_state, split_attention: bool) -> dict[str, LayerMatrices]:
+    """W_0 read through the same layer rules as W (``init_state``: a state_dict, a model, or the
+    result of a previous call, which is returned as is)."""
+    if isinstance(init_state, dict) and init_state and all(
+            isinstance(v, LayerMatrices) for v in init_state.values()):
+        return init_state
+    if isinstance(init_state, nn.Module):
+        init_state = init_state.state_dict()
+    if not isinstance(init_state, Mapping):
+        raise TypeError(f"init_state must be a state_dict or nn.Module, got {type(init_state).__name__}")
+    return _state_matrices(_rebuild(model, init_state), split_attention)
+
+
 def delta_rank(model: nn.Module, init_state: Mapping[str, torch.Tensor] | nn.Module, *,
                min_evals: int = 8, split_attention: bool = True) -> xr.Dataset:
     """Stable and effective rank of W - W_0 per layer: the "gradual rank increase" measure.
@@ -391,13 +418,8 @@ def delta_rank(model: nn.Module, init_state: Mapping[str, torch.Tensor] | nn.Mod
     xr.Dataset (layer): ``delta_stable_rank`` = ||dW||_F² / ||dW||_2², ``delta_effective_rank``
     (Roy & Vetterli 2007), ``delta_rel_norm`` = ||dW||_F / ||W_0||_F.
     """
-    if isinstance(init_state, nn.Module):
-        init_state = init_state.state_dict()
-    if not isinstance(init_state, Mapping):
-        raise TypeError(f"init_state must be a state_dict or nn.Module, got {type(init_state).__name__}")
     lays = _select(model, None, min_evals, 10**9, 10**9, split_attention)
-    init_model = _rebuild(model, init_state)
-    lays0 = _state_matrices(init_model, split_attention)
+    lays0 = _init_layers(model, init_state, split_attention)
     rows = {"delta_stable_rank": [], "delta_effective_rank": [], "delta_rel_norm": []}
     for lay in lays:
         lay0 = lays0[lay.name]
@@ -418,7 +440,7 @@ def _rebuild(model: nn.Module, state: Mapping[str, torch.Tensor]) -> nn.Module:
     import copy
 
     clone = copy.deepcopy(model)
-    missing, unexpected = clone.load_state_dict(dict(state), strict=False)
+    missing, _unexpected = clone.load_state_dict(dict(state), strict=False)
     weights = [k for k in missing if k.endswith("weight")]
     if weights:
         raise ValueError(f"init_state lacks weights {weights[:5]} of model")
@@ -433,12 +455,15 @@ def make_spectrum_probe(init_state: Mapping[str, torch.Tensor] | None = None, *,
     Use as ``fit(..., probes={"spectrum": (make_spectrum_probe(model.state_dict()), 500)})``.
     """
     init = None if init_state is None else {k: v.detach().clone() for k, v in init_state.items()}
+    cache: dict[str, dict[str, LayerMatrices]] = {}
 
-    def spectrum_probe(model: nn.Module, task=None) -> xr.Dataset:  # noqa: ARG001 (probe contract)
+    def spectrum_probe(model: nn.Module, task=None) -> xr.Dataset:
         ds = analyze(model, mp_fit=mp_fit, precision=precision, **kwargs)
         ds = ds.drop_vars([c for c in ("layer_type", "N", "M", "rf", "num_evals") if c in ds.coords])
         if init is not None:
-            ds = ds.merge(delta_rank(model, init))
+            if "w0" not in cache:  # W_0 matrices extracted once, not at every call
+                cache["w0"] = _init_layers(model, init, kwargs.get("split_attention", True))
+            ds = ds.merge(delta_rank(model, cache["w0"]))
         return ds
 
     return spectrum_probe

@@ -33,8 +33,14 @@ SMALL_N_CUTOFF = 20  # weightwatcher: below this many eigenvalues use the small-
 SMALL_N_KMIN = 8  # weightwatcher: minimum tail size in the small-sample fit
 _CHUNK_ELEMS = 4_000_000  # elements per (layer, candidate, eigenvalue) KS block
 
-__all__ = ["fit_power_law", "power_law_batch", "mp_spikes", "mp_density",
-           "effective_rank", "EVALS_THRESH"]
+__all__ = [
+    "EVALS_THRESH",
+    "effective_rank",
+    "fit_power_law",
+    "mp_density",
+    "mp_spikes",
+    "power_law_batch",
+]
 
 
 def power_law_batch(evals: torch.Tensor, thresh: float = EVALS_THRESH) -> dict[str, torch.Tensor]:
@@ -86,7 +92,7 @@ def power_law_batch(evals: torch.Tensor, thresh: float = EVALS_THRESH) -> dict[s
     alpha = torch.where(small & ~ok_small, torch.zeros_like(alpha), alpha)
     obj = torch.where(is_cand, torch.nan_to_num(ks_used, nan=1.0), torch.full_like(ks, math.inf))
     best = torch.argmin(obj, dim=-1)  # first minimum, like np.argmin
-    pick = lambda t: t.gather(1, best[:, None])[:, 0]  # noqa: E731
+    pick = lambda t: t.gather(1, best[:, None])[:, 0]
     a, xm, d = pick(alpha), pick(x), pick(ks_used)
     degenerate = none_ok & ~fallback.any(-1)  # all fitted eigenvalues equal: no power law
     a = torch.where(degenerate, torch.ones_like(a), a)
