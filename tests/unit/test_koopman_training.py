@@ -161,3 +161,13 @@ def test_trajectory_errors_name_the_problem():
         forecast(X, from_step=1000, horizon=2)
     with pytest.raises(ValueError, match="equal size"):
         wasserstein_eigs(np.ones(3), np.ones(4))
+
+
+def test_low_rank_window_is_padded_with_nan_not_dropped():
+    X, _ = planted_system(n_features=30, n_time=40)
+    X[20:] = X[20]  # training stalls: later windows are constant (numerical rank 1)
+    ds = trajectory_spectrum(X, window=15, stride=25, rank=6)
+    assert np.isfinite(ds.eig_real.values[0]).all()
+    last = ds.eig_real.values[1]
+    assert np.isfinite(last).sum() == 1 and np.isnan(last).sum() == 5
+    assert abs(ds.eig_real.values[1, 0] - 1) < 1e-8  # a constant trajectory: eigenvalue 1
