@@ -19,6 +19,7 @@ from workbench.store import Run, RunStore
 __all__ = ["RunExplorer", "run_explorer"]
 
 ACCURACY = "accuracy (train/test)"
+FIGURE_SIZE = {"height": 340, "width": 430}  # two side by side fit a notebook beside the file browser
 
 
 def _replace_figure(target: go.FigureWidget, source: go.Figure) -> None:
@@ -27,6 +28,7 @@ def _replace_figure(target: go.FigureWidget, source: go.Figure) -> None:
         target.data = ()
         target.add_traces(list(source.data))
         target.layout = source.layout
+        target.update_layout(**FIGURE_SIZE)
 
 
 def _value_table(ds: xr.Dataset, step: int, variables: list[str]) -> str:
@@ -62,20 +64,24 @@ class RunExplorer(widgets.VBox):
         self.refresh_button = widgets.Button(description="refresh", icon="refresh",
                                              tooltip="re-read the run store (live runs)")
         self.values = widgets.HTML()
-        self.loss_fig = go.FigureWidget(layout={"height": 360})
-        self.metric_fig = go.FigureWidget(layout={"height": 360})
         self.ds = xr.Dataset()
         self._updating = False
+        self._read()
+        # The FigureWidgets start from the first figures: updates sent before the front end has
+        # rendered a widget can be lost, its initial state cannot.
+        loss, other = self.figures()
+        self.loss_fig = go.FigureWidget(loss.update_layout(**FIGURE_SIZE))
+        self.metric_fig = go.FigureWidget(other.update_layout(**FIGURE_SIZE))
+        self._update_values()
         super().__init__([
             widgets.HBox([self.run_picker, self.metric_picker, self.log_x, self.refresh_button]),
             widgets.HBox([self.step_slider]), self.values,
-            widgets.HBox([self.loss_fig, self.metric_fig])])
+            widgets.HBox([self.loss_fig, self.metric_fig], layout=widgets.Layout(flex_flow="row wrap"))])
         self.run_picker.observe(lambda _: None if self._updating else self.load(), names="value")
         self.metric_picker.observe(lambda _: self.redraw(), names="value")
         self.log_x.observe(lambda _: self.redraw(), names="value")
         self.step_slider.observe(lambda _: self.redraw(), names="value")
         self.refresh_button.on_click(lambda _: self.refresh())
-        self.load()
 
     @staticmethod
     def _resolve(run, store) -> tuple[Run, RunStore]:
@@ -97,7 +103,11 @@ class RunExplorer(widgets.VBox):
         return self.store.open(self.run_picker.value)
 
     def load(self) -> None:
-        """Read the picked run's metrics and reset the pickers to what it records."""
+        """Read the picked run's metrics, reset the pickers to what it records, redraw."""
+        self._read()
+        self.redraw()
+
+    def _read(self) -> None:
         self.ds = self.run.metrics()
         others = [v for v in curve_variables(self.ds) if v not in ("train_loss", "test_loss", "train_acc",
                                                                     "test_acc")] if self.ds.data_vars else []
@@ -114,7 +124,6 @@ class RunExplorer(widgets.VBox):
             self.step_slider.disabled = self.ds.sizes.get("step", 0) == 0
         finally:
             self._updating = False
-        self.redraw()
 
     def refresh(self) -> None:
         """Re-read the run list and the picked run's metrics (new steps of a live run appear)."""
@@ -148,6 +157,9 @@ class RunExplorer(widgets.VBox):
         loss, other = self.figures()
         _replace_figure(self.loss_fig, loss)
         _replace_figure(self.metric_fig, other)
+        self._update_values()
+
+    def _update_values(self) -> None:
         variables = curve_variables(self.ds) if self.ds.data_vars else []
         self.values.value = _value_table(self.ds, self.step_slider.value, variables) if variables else \
             "<i>no metrics recorded yet</i>"
