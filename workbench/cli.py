@@ -114,6 +114,35 @@ def train_grokking_cmd(
     _report(run)
 
 
+@app.command("sweep")
+def sweep_cmd(
+    task: Annotated[str, typer.Argument(help="Sweep task: modular, grokking (when installed), ...")],
+    grid: Annotated[list[str], typer.Option("--grid", help="Grid axis 'name=v1,v2,...' (repeat per axis).")],
+    steps: Annotated[Optional[int], typer.Option(help="Training steps per run.")] = None,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Fixed config value 'name=value' (repeatable).")] = None,
+    scheduler: Annotated[Optional[str], typer.Option(help="Existing Dask scheduler, e.g. tcp://host:8786.")] = None,
+    workers: Annotated[int, typer.Option(help="Worker processes of the local cluster (no --scheduler).")] = 2,
+    data: DataOpt = None,
+    progress: ProgressOpt = True,
+) -> None:
+    """Train one run per grid point on Dask; print the phase diagram and `sweep_id: <id>` last."""
+    from workbench.sweep import parse_grid, parse_overrides, sweep
+
+    try:
+        base = parse_overrides(set_ or [])
+        if steps is not None:
+            base["steps"] = steps
+        ds = sweep(task, parse_grid(grid), base=base, scheduler=scheduler, data=_store(data),
+                   n_workers=workers, progress=progress)
+    except (ValueError, TypeError) as exc:
+        _fail(str(exc))
+    typer.echo(ds[["steps_to_train_95", "steps_to_test_95", "final_test_acc", "action"]].to_dataframe().to_string())
+    if (ds.status == "failed").any():
+        typer.echo(f"sweep_id: {ds.sweep_id}")
+        raise typer.Exit(1)
+    typer.echo(f"sweep_id: {ds.sweep_id}")
+
+
 @runs_app.command("list")
 def runs_list(data: DataOpt = None) -> None:
     """Table of runs in the data root."""

@@ -1,0 +1,140 @@
+"""sweep(): grid validation, results against sequential runs, idempotency, records, CLI."""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import threading
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from workbench.modular_run import ModularConfig, train_modular
+from workbench.store import RunStore, run_id_for
+from workbench.sweep import (TASKS, available_tasks, list_sweeps, load_sweep, parse_grid, parse_overrides, plan,
+                             read_record, run_point, sweep)
+
+BASE = dict(p=23, d_embed=16, d_hidden=32, lr=1e-2, steps=100, eval_every=5, checkpoint_every=25,
+            trajectory_every=0)
+GRID = {"wd": [0.1, 1.0], "frac": [0.3, 0.6]}
+
+
+@pytest.fixture(scope="module")
+def client():
+    """An in-process cluster (threads) with a TCP scheduler, so the CLI can connect by address."""
+    from distributed import Client, LocalCluster
+
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=False, protocol="tcp",
+                           dashboard_address=None, silence_logs=logging.ERROR)
+    client = Client(cluster)
+    yield client
+    client.close()
+    cluster.close()
+
+
+def first_step_at_least(steps: np.ndarray, acc: np.ndarray, threshold: float) -> float:
+    for s, a in zip(steps, acc):  # plain loop: an independent reading of the definition
+        if a >= threshold:
+            return float(s)
+    return math.nan
+
+
+def test_parse_grid_and_overrides():
+    assert parse_grid(["wd=0.1,1", "op=add,sub"]) == {"wd": [0.1, 1], "op": ["add", "sub"]}
+    assert parse_overrides(["p=23", "lr=1e-3", "op=mul"]) == {"p": 23, "lr": 1e-3, "op": "mul"}
+    for bad in (["wd"], ["wd="], ["wd=1,1"], ["wd=1", "wd=2"]):
+        with pytest.raises(ValueError):
+            parse_grid(bad)
+
+
+def test_plan_validates_against_the_config_before_submitting(tmp_path):
+    axes, points = plan("modular", GRID, BASE)
+    assert axes == GRID and len(points) == 4
+    assert points[1].index == (0, 1) and points[1].params["frac"] == 0.6 and points[1].params["p"] == 23
+    assert points[1].run_id == run_id_for(ModularConfig(**{**BASE, "wd": 0.1, "frac": 0.6}).to_run_config())
+    with pytest.raises(ValueError, match="unknown ModularConfig parameter"):
+        plan("modular", {"weight_decay": [1.0]})
+    with pytest.raises(ValueError, match="both grid axes and fixed"):
+        plan("modular", GRID, {"wd": 1.0})
+    with pytest.raises(ValueError, match="not a valid ModularConfig"):
+        plan("modular", {"p": [23, 24]})  # 24 is not prime
+    with pytest.raises(ValueError, match="duplicate"):
+        plan("modular", {"wd": [1, 1.0]})  # 1 == 1.0: one run, not two cells
+    with pytest.raises(ValueError, match="unknown sweep task"):
+        plan("nope", GRID)
+    with pytest.raises(TypeError):
+        plan("modular", {"wd": 1.0})
+    with pytest.raises(TypeError, match="scheduler"):
+        sweep("modular", GRID, base=BASE, scheduler=3, data=tmp_path)
+    assert list_sweeps(tmp_path).empty  # nothing written before the arguments are checked
+    assert "modular" in available_tasks() and set(available_tasks()) <= set(TASKS)
+
+
+def test_sweep_matches_sequential_runs_and_is_idempotent(tmp_path, client):
+    ds = sweep("modular", GRID, base=BASE, scheduler=client, data=tmp_path / "s", progress=False)
+    assert ds.steps_to_test_95.dims == ("wd", "frac") and ds.sizes == {"wd": 2, "frac": 2}
+    assert list(ds.wd.values) == [0.1, 1.0] and list(ds.frac.values) == [0.3, 0.6]
+    assert (ds.status == "done").all() and (ds.action == "trained").all()
+    # every cell equals the same config trained sequentially in this process (CPU: bit-exact)
+    ref_store = RunStore(tmp_path / "ref")
+    for wd in GRID["wd"]:
+        for frac in GRID["frac"]:
+            run = train_modular(ModularConfig(**{**BASE, "wd": wd, "frac": frac}), ref_store, progress=False)
+            m = run.metrics()
+            cell = ds.sel(wd=wd, frac=frac)
+            assert str(cell.run_id.values) == run.id
+            np.testing.assert_allclose(float(cell.final_train_acc), float(m.train_acc[-1]), rtol=0, atol=1e-12)
+            np.testing.assert_allclose(float(cell.final_test_loss), float(m.test_loss[-1]), rtol=1e-12)
+            for split in ("train", "test"):
+                expect = first_step_at_least(m.step.values, m[f"{split}_acc"].values, 0.95)
+                got = float(cell[f"steps_to_{split}_95"])
+                assert (math.isnan(expect) and math.isnan(got)) or got == expect
+    assert np.isfinite(ds.steps_to_train_95).any(), "lr=1e-2 should memorise p=23 within 100 steps"
+
+    # the record lets others find the sweep; load_sweep rebuilds the same numbers from the store
+    rec = read_record(tmp_path / "s", ds.sweep_id)
+    assert rec["status"] == "done" and dict(rec["axes"]) == GRID and [a for a, _ in rec["axes"]] == ["wd", "frac"] and rec["base"] == BASE
+    assert sorted(p["run_id"] for p in rec["points"]) == sorted(ds.run_id.values.ravel())
+    assert list_sweeps(tmp_path / "s").sweep_id.tolist() == [ds.sweep_id]
+    again = load_sweep(tmp_path / "s", ds.sweep_id)
+    for var in ("steps_to_train_95", "steps_to_test_95", "final_test_acc"):
+        np.testing.assert_array_equal(again[var].values, ds[var].values)
+
+    # resubmitting: every point is skipped and nothing in the runs is rewritten
+    store = RunStore(tmp_path / "s")
+    before = {p: p.stat().st_mtime_ns for p in store.root.rglob("*") if p.is_file() and "sweeps" not in p.parts}
+    ds2 = sweep("modular", GRID, base=BASE, scheduler=client, data=store, progress=False)
+    assert (ds2.action == "skipped").all() and ds2.sweep_id == ds.sweep_id
+    after = {p: p.stat().st_mtime_ns for p in store.root.rglob("*") if p.is_file() and "sweeps" not in p.parts}
+    assert after == before
+    np.testing.assert_array_equal(ds2.final_test_loss.values, ds.final_test_loss.values)
+
+
+def test_concurrent_submissions_of_one_point_train_it_once(tmp_path):
+    params = {**BASE, "steps": 40}
+    out: list[dict] = []
+    threads = [threading.Thread(target=lambda: out.append(run_point(TASKS["modular"], params, str(tmp_path))))
+               for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(o["action"] for o in out) == ["skipped", "trained"]
+    assert out[0]["run_id"] == out[1]["run_id"] and RunStore(tmp_path).ids() == [out[0]["run_id"]]
+
+
+def test_cli_sweep_on_an_existing_scheduler(tmp_path, client):
+    from workbench.cli import app
+
+    args = ["sweep", "modular", "--grid", "wd=0.1,1.0", "--grid", "frac=0.3", "--steps", "40",
+            "--set", "p=23", "--set", "d_embed=16", "--set", "d_hidden=32", "--set", "trajectory_every=0",
+            "--scheduler", client.cluster.scheduler_address, "--data", str(tmp_path), "--no-progress"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    sweep_id = result.output.strip().splitlines()[-1].removeprefix("sweep_id: ")
+    ds = load_sweep(tmp_path, sweep_id)
+    assert ds.sizes == {"wd": 2, "frac": 1} and (ds.status == "done").all()
+    assert json.loads(ds.attrs["base"])["steps"] == 40
+    bad = CliRunner().invoke(app, ["sweep", "modular", "--grid", "nope=1", "--data", str(tmp_path)])
+    assert bad.exit_code == 2 and "unknown ModularConfig parameter" in bad.output
