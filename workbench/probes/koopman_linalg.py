@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import scipy.linalg
 import torch
 
 RankLike = int | float | str | None
@@ -100,10 +101,17 @@ def svd_from_gram(gram: torch.Tensor, shape: tuple[int, int], rank: RankLike) ->
     makes tall data (features ≫ snapshots: network weights) cheap. Singular values below
     ``√(m·eps)·s_max`` are not resolved by the Gram matrix and count as zero.
     """
-    evals, evecs = torch.linalg.eigh(gram)
+    m = gram.shape[0]
+    tol = (max(m, 1) * _EPS) ** 0.5 * 10
+    if isinstance(rank, int) and not isinstance(rank, bool) and 1 <= rank < m and gram.device.type == "cpu":
+        # an int rank needs only the top eigenpairs: LAPACK ?syevx on that subset skips most of the back-transform
+        evals, evecs = scipy.linalg.eigh(gram.numpy(), subset_by_index=[m - rank, m - 1], driver="evx")
+        s = torch.from_numpy(evals[::-1].copy()).clamp_min(0).sqrt()
+        if numerical_rank(s, tol) == rank:
+            return TruncatedSVD(None, s, torch.from_numpy(evecs[:, ::-1].copy()))
+    evals, evecs = torch.linalg.eigh(gram)  # all eigenpairs: rank rules, or the error message below
     evals, evecs = evals.flip(0), evecs.flip(1)
     s = evals.clamp_min(0).sqrt()
-    tol = (max(gram.shape[0], 1) * _EPS) ** 0.5 * 10
     r = resolve_rank(rank, s, shape, tol)
     return TruncatedSVD(None, s[:r], evecs[:, :r])
 
