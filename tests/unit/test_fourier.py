@@ -126,8 +126,8 @@ def test_fourier_2d_and_neuron_clusters():
     np.testing.assert_allclose((f**2).sum(("basis_a", "basis_b")).values, (acts**2).sum((0, 1)).numpy(), rtol=1e-10)
     cl = neuron_frequency_clusters(acts, threshold=0.85)
     assert list(cl.best_freq.values[:2]) == [2, 4]
-    np.testing.assert_allclose(cl.frac_explained.values[0], 1.0, atol=1e-12)
-    np.testing.assert_allclose(cl.frac_explained.values[1], 1 / (1 + 0.01), rtol=1e-10)  # (p/2)/(p/2+.01 p/2)
+    np.testing.assert_allclose(cl.frac_explained.values[0], 1.0, atol=1e-6)  # float32 transform
+    np.testing.assert_allclose(cl.frac_explained.values[1], 1 / (1 + 0.01), rtol=1e-5)  # (p/2)/(p/2+.01 p/2)
     assert cl.cluster.values[2] == 0  # noise neuron is unclustered
     L = _single_freq_logits(p, 3, 2.0)
     l2 = logit_fourier_2d(L)

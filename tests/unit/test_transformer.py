@@ -85,6 +85,8 @@ def test_run_with_cache_names_shapes_and_hooks_are_removed():
     # the cached residual stream reproduces the logits
     torch.testing.assert_close(cache["blocks.0.hook_resid_post"][:, -1] @ model.W_U, logits)
     assert not any(h._forward_hooks for h in model.hook_dict.values())
+    # the fast path's neuron activations equal the cached ones (used by the Fourier probes)
+    torch.testing.assert_close(model.neuron_acts_last(x), cache["blocks.0.mlp.hook_post"][:, -1], atol=1e-5, rtol=1e-5)
     _, some = model.run_with_cache(x, names=lambda n: n.endswith("hook_pattern"))
     assert list(some) == ["blocks.0.attn.hook_pattern"]
 

@@ -189,8 +189,8 @@ class Transformer(nn.Module):
             resid = block(resid)
         return resid[:, -1] @ self.W_U
 
-    def forward_fast(self, x: torch.Tensor) -> torch.Tensor:
-        """Last-position logits from per-vocabulary tables (see module docstring); one layer only.
+    def _fast_read(self, x: torch.Tensor) -> torch.Tensor:
+        """``resid_mid @ [W_in | W_U] + [b_in | b_out W_U]`` at the last position from vocabulary tables.
 
         With ``r_i(t) = W_E[t] + W_pos[i]`` and the query ``q_h = r_2(=) W_Q^h / sqrt(d_head)``:
         scores ``s_i^h(t) = r_i(t) W_K^h q_h`` and value-outputs ``o_i^h(t) = r_i(t) W_V^h W_O^h``
@@ -226,9 +226,24 @@ class Transformer(nn.Module):
         rows = torch.stack([a, V + b], dim=1)  # (batch, 2) row of OV for keys a, b
         idx = (rows[:, :, None] * H + torch.arange(H, device=x.device)).reshape(n, 2 * H)
         mixed = F.embedding_bag(idx, table, per_sample_weights=pattern[:, :2].reshape(n, 2 * H), mode="sum")
-        mid = torch.addmm(const + mixed, pattern[:, 2], table2)  # (batch, d_mlp + p) = resid_mid @ W_read
+        return torch.addmm(const + mixed, pattern[:, 2], table2)  # (batch, d_mlp + p) = resid_mid @ W_read
+
+    def forward_fast(self, x: torch.Tensor) -> torch.Tensor:
+        """Last-position logits from per-vocabulary tables (see :meth:`_fast_read`); one layer only."""
+        mid = self._fast_read(x)
         post = torch.relu(mid[:, : self.d_mlp])
+        mlp = self.blocks[0].mlp
         return torch.addmm(mid[:, self.d_mlp:], post, mlp.W_out @ self.W_U)  # (batch, p)
+
+    def neuron_acts_last(self, x: torch.Tensor) -> torch.Tensor:
+        """Post-ReLU MLP activations at the last position, ``(batch, d_mlp)``, via the fast path.
+
+        Equals ``run_with_cache(x)[1]["blocks.0.mlp.hook_post"][:, -1]`` (falls back to it when the
+        fast path does not apply).
+        """
+        if not self.can_use_fast(x):
+            return self.run_with_cache(x, names=["blocks.0.mlp.hook_post"])[1]["blocks.0.mlp.hook_post"][:, -1]
+        return torch.relu(self._fast_read(x)[:, : self.d_mlp])
 
     # ------------------------------------------------------------------ hooks and caches
     @contextmanager

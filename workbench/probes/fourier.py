@@ -215,9 +215,8 @@ def neuron_activations(model: nn.Module, p: int) -> torch.Tensor:
     a, b = torch.meshgrid(torch.arange(p), torch.arange(p), indexing="ij")
     x = torch.stack([a.reshape(-1), b.reshape(-1), torch.full((p * p,), p)], 1)
     x = x.to(next(model.parameters()).device)
-    if hasattr(model, "run_with_cache"):
-        _, cache = model.run_with_cache(x, names=["blocks.0.mlp.hook_post"])
-        acts = cache["blocks.0.mlp.hook_post"][:, -1]
+    if hasattr(model, "neuron_acts_last"):  # workbench Transformer: fast path, same values as the cache
+        acts = model.neuron_acts_last(x)
     elif hasattr(model, "hidden") and hasattr(model, "embed"):  # workbench.models.mlp.MLP
         acts = torch.relu(model.hidden(model.embed(x[:, :2]).flatten(1)))
     else:
@@ -225,7 +224,7 @@ def neuron_activations(model: nn.Module, p: int) -> torch.Tensor:
     return acts.double().cpu().reshape(p, p, -1)
 
 
-def fourier_2d(x: Any, name: str = "x") -> xr.DataArray:
+def fourier_2d(x: Any, name: str = "x", dtype: torch.dtype = torch.float64) -> xr.DataArray:
     """2-D Fourier transform over the first two axes ``(a, b)``: ``B x B^T`` per trailing entry.
 
     Parameters
@@ -236,13 +235,15 @@ def fourier_2d(x: Any, name: str = "x") -> xr.DataArray:
     -------
     xr.DataArray ``(basis_a, basis_b[, channel])`` with basis labels as in :func:`fourier_basis`.
     """
-    t = as_tensor(x, name, ndim=(2, 3), dtype=torch.float64)
+    t = as_tensor(x, name, ndim=(2, 3), dtype=dtype)
     p = _check_p(t.shape[0])
     if t.shape[1] != p:
         raise ValueError(f"{name} must be (p, p[, n]), got shape {tuple(t.shape)}")
-    B = _basis_tensor(p)
-    f = torch.einsum("ia,abn->ibn", B, t if t.ndim == 3 else t[..., None])
-    f = torch.einsum("jb,ibn->ijn", B, f)
+    B = _basis_tensor(p).to(dtype)
+    X = t if t.ndim == 3 else t[..., None]
+    n = X.shape[2]
+    f = (B @ X.reshape(p, p * n)).reshape(p, p, n)  # transform over a: (basis_a, b, n)
+    f = (B @ f.transpose(0, 1).reshape(p, p * n)).reshape(p, p, n).transpose(0, 1)  # over b
     labels = fourier_basis(p).basis.values
     dims = ("basis_a", "basis_b", "channel")
     da = xr.DataArray(f.numpy(), dims=dims, coords={"basis_a": labels, "basis_b": labels})
@@ -289,16 +290,14 @@ def neuron_frequency_clusters(acts: Any, threshold: float = 0.85) -> xr.Dataset:
     xr.Dataset over ``hidden`` with ``best_freq``, ``frac_explained``, ``cluster`` (int, 0 = none).
     """
     check_range(threshold, "threshold", 0.0, 1.0)
-    f = torch.from_numpy(fourier_2d(acts, "acts").values)  # (basis_a, basis_b, hidden)
+    f = torch.from_numpy(fourier_2d(acts, "acts", dtype=torch.float32).values).double()  # (basis_a, basis_b, hidden)
     p = f.shape[0]
     sq = f.pow(2)
     sq[0, 0] = 0.0  # the mean is not variance
     total = sq.sum((0, 1)).clamp_min(1e-300)
-    fracs = []
-    for k in range(1, n_freqs(p) + 1):
-        idx = torch.tensor([0, 2 * k - 1, 2 * k])
-        fracs.append(sq[idx][:, idx].sum((0, 1)) / total)
-    fr = torch.stack(fracs)  # (freq, hidden)
+    pooled = _pool2(sq, p)  # (freq_a, freq_b, hidden): energy per frequency pair
+    k = torch.arange(1, n_freqs(p) + 1)
+    fr = (pooled[0, k] + pooled[k, 0] + pooled[k, k]) / total  # (freq, hidden): terms built from {1, cos k, sin k}
     best_val, best = fr.max(0)
     best = best + 1
     cluster = torch.where(best_val >= threshold, best, torch.zeros_like(best))
