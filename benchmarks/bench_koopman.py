@@ -38,7 +38,7 @@ def eig_difference(a: np.ndarray, b: np.ndarray) -> float:
 def run(quick: bool = False) -> list[dict]:
     import pydmd
 
-    n_features, n_time = (4000, 200) if quick else (20_000, 400)
+    n_features, n_time = (2000, 100) if quick else (20_000, 400)
     X = snapshots(n_features, n_time)
     XT = np.ascontiguousarray(X.T)  # PyDMD: columns = time
     ours = DMD(10, device="cpu").fit(X)
