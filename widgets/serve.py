@@ -21,6 +21,7 @@ from workbench.store import RunStore
 PAGES: dict[str, str] = {
     "runs": "widgets.apps.runs",
     "grokking": "widgets.apps.grokking",
+    "superposition": "widgets.apps.superposition",
     "koopman": "widgets.apps.koopman",
     "spectrum": "widgets.apps.spectrum",
 }
@@ -56,7 +57,7 @@ def page_factory(store: RunStore, slug: str, pages: dict[str, str]) -> Callable[
 
     def build() -> pn.template.BaseTemplate:
         return pn.template.FastListTemplate(
-            title=f"{TITLE} · {slug}", site=TITLE, sidebar=[nav(pages, slug), pn.pane.Markdown(
+            title=slug.capitalize(), site=TITLE, sidebar=[nav(pages, slug), pn.pane.Markdown(
                 f"Data root: `{store.root}`", styles={"font-size": "0.8em"})],
             main=[render_page(store, slug, pages[slug])], sidebar_width=220, theme_toggle=False)
 
