@@ -11,8 +11,14 @@ import plotly.graph_objects as go
 import xarray as xr
 from plotly.subplots import make_subplots
 
-__all__ = ["koopman_eigenvalues", "koopman_pseudospectrum", "koopman_window_spectra", "koopman_distance_matrix",
-           "koopman_forecast", "koopman_modes"]
+__all__ = [
+    "koopman_distance_matrix",
+    "koopman_eigenvalues",
+    "koopman_forecast",
+    "koopman_modes",
+    "koopman_pseudospectrum",
+    "koopman_window_spectra",
+]
 
 _CIRCLE = np.exp(1j * np.linspace(0, 2 * np.pi, 361))
 

@@ -26,7 +26,7 @@ import xarray as xr
 from scipy.optimize import linear_sum_assignment
 
 from workbench.device import resolve_device
-from workbench.probes.koopman_dmd import DMD, HankelDMD, _order
+from workbench.probes.koopman_dmd import DMD, HankelDMD, _order, gram
 from workbench.probes.koopman_linalg import galerkin_qr, numerical_rank, residuals_from_qr
 
 _EPS = float(np.finfo(np.float64).eps)
@@ -65,10 +65,10 @@ def trajectory_gram(traj: xr.DataArray, *, chunk_bytes: int = 2**27,
     Z = torch.zeros(n_step, n_step, dtype=torch.float64, device=dev)
     for i in range(0, n_param, cols):
         block = np.asarray(traj.isel(param=slice(i, i + cols)).values)
-        if not np.isfinite(block).all():
-            raise ValueError(f"trajectory contains NaN/Inf in params {i}..{i + block.shape[1] - 1}")
         b = torch.as_tensor(block).to(device=dev, dtype=torch.float64)
-        Z += b @ b.mT
+        if not bool(torch.isfinite(b.sum())) and not np.isfinite(block).all():  # fast check first (as_snapshots)
+            raise ValueError(f"trajectory contains NaN/Inf in params {i}..{i + block.shape[1] - 1}")
+        Z += gram(b)
         del block, b
     return Z
 
