@@ -83,10 +83,10 @@ class RunBrowser(pn.viewable.Viewer):
         self.store = store
         super().__init__(**params)
         self._table = pn.widgets.Tabulator(pd.DataFrame(columns=TABLE_COLUMNS), selectable=1, disabled=True,
-                                           show_index=False, height=220, sizing_mode="stretch_width",
+                                           show_index=False, max_height=200, sizing_mode="stretch_width",
                                            pagination=None)
-        self._loss = pn.pane.Plotly(None, height=380, sizing_mode="stretch_width", name="loss")
-        self._acc = pn.pane.Plotly(None, height=380, sizing_mode="stretch_width", name="accuracy")
+        self._loss = pn.pane.Plotly(None, height=360, sizing_mode="stretch_width", name="loss")
+        self._acc = pn.pane.Plotly(None, height=360, sizing_mode="stretch_width", name="accuracy")
         self._config = pn.pane.JSON({}, depth=2, sizing_mode="stretch_width", name="config")
         self._status = pn.pane.Markdown("", sizing_mode="stretch_width")
         self._was_live = False
@@ -157,12 +157,14 @@ class RunBrowser(pn.viewable.Viewer):
             self.update_view()
 
     def __panel__(self):
-        controls = pn.Row(pn.widgets.Select.from_param(self.param.run_id, label="run", width=320),
+        controls = pn.Row(pn.widgets.Select.from_param(self.param.run_id, label="run", width=300),
                           pn.widgets.Checkbox.from_param(self.param.log_x, label="log-x step axis",
-                                                         margin=(30, 10, 10, 10)))
+                                                         margin=(30, 10, 10, 10)),
+                          pn.Column(pn.Spacer(height=12), self._status, sizing_mode="stretch_width"),
+                          sizing_mode="stretch_width")
         return pn.Column(
-            pn.pane.Markdown("## Runs\nPick a run in the table (or the selector) to see its curves."),
-            self._table, controls, self._status, pn.Row(self._loss, self._acc, sizing_mode="stretch_width"),
+            pn.pane.Markdown("Pick a run in the table (or the selector) to see its curves.", margin=(0, 10)),
+            self._table, controls, pn.Row(self._loss, self._acc, sizing_mode="stretch_width"),
             pn.Card(self._config, title="config", collapsed=False, sizing_mode="stretch_width"),
             sizing_mode="stretch_width")
 
