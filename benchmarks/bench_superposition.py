@@ -40,8 +40,8 @@ def run(quick: bool) -> list[dict]:
     for batch in ([64] if quick else [64, 256, 1024]):
         steps = 3 if quick else 20
         row = compare("superposition/toy_training", f"{n_inst} inst, n={n}, m={m}, batch={batch}, {steps} steps",
-                      ("ToyModels batched", lambda: _batched(n_inst, n, m, steps, batch)),
-                      ("per-instance loop", lambda: _loop(n_inst, n, m, steps, batch)),
+                      ("ToyModels batched", lambda s=steps, b=batch: _batched(n_inst, n, m, s, b)),
+                      ("per-instance loop", lambda s=steps, b=batch: _loop(n_inst, n, m, s, b)),
                       repeats=1 if quick else 3, warmup=0)
         row["candidate_inst_steps_per_s"] = n_inst * steps / row["t_candidate_s"]
         row["reference_inst_steps_per_s"] = n_inst * steps / row["t_reference_s"]

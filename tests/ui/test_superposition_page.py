@@ -13,8 +13,8 @@ from workbench.store import RunStore
 
 pytestmark = pytest.mark.ui
 
-SMALL_GRID = dict(n_features=2, n_hidden=1, densities=np.geomspace(0.01, 1, 4),
-                  importance_ratios=np.geomspace(0.1, 10, 4), n_inits=2, steps=300, seed=0)
+SMALL_GRID = {"n_features": 2, "n_hidden": 1, "densities": np.geomspace(0.01, 1, 4),
+                  "importance_ratios": np.geomspace(0.1, 10, 4), "n_inits": 2, "steps": 300, "seed": 0}
 
 
 @pytest.fixture(scope="module")

@@ -5,9 +5,16 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from workbench.probes.superposition import (analyze, classify_geometry, classify_phase,
-                                            dimensions_per_feature, feature_dimensionality,
-                                            feature_norms, interference, superposition)
+from workbench.probes.superposition import (
+    analyze,
+    classify_geometry,
+    classify_phase,
+    dimensions_per_feature,
+    feature_dimensionality,
+    feature_norms,
+    interference,
+    superposition,
+)
 from workbench.toy_training import load, save, train_toy_grid
 
 
@@ -24,7 +31,7 @@ def tetrahedron() -> np.ndarray:
 
 def loop_reference(W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """D_i and Σ_{j≠i}(Ŵ_i·W_j)² with explicit loops, straight from the paper's definitions."""
-    H, F = W.shape
+    F = W.shape[1]
     D, S = np.zeros(F), np.zeros(F)
     for i in range(F):
         wi = W[:, i]

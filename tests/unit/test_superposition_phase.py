@@ -25,7 +25,7 @@ _W2 = np.outer(_WU, _WU)
 def expected_loss(theta: np.ndarray, p: float, r: float) -> float:
     """Exact E[loss] of x' = ReLU(wᵀw x + b), n=2, m=1, feature probability p, importances (1, r)."""
     w1, w2, b1, b2 = theta
-    relu = lambda z: np.maximum(z, 0.0)  # noqa: E731
+    relu = lambda z: np.maximum(z, 0.0)
     none = relu(b1) ** 2 + r * relu(b2) ** 2
     only1 = _WU @ ((_U - relu(w1 * w1 * _U + b1)) ** 2 + r * relu(w2 * w1 * _U + b2) ** 2)
     only2 = _WU @ (relu(w1 * w2 * _U + b1) ** 2 + r * (_U - relu(w2 * w2 * _U + b2)) ** 2)

@@ -21,15 +21,19 @@ import param
 import plotly.graph_objects as go
 import xarray as xr
 
-from widgets.plots.superposition import (dimensionality_scatter, feature_directions, phase_diagram_plot,
-                                         superposition_grid)
+from widgets.plots.superposition import (
+    dimensionality_scatter,
+    feature_directions,
+    phase_diagram_plot,
+    superposition_grid,
+)
 from workbench.probes.superposition import analyze, phase_diagram
 from workbench.store import RunStore
 from workbench.toy_training import load, save, train_toy_grid
 
 POLL_MS = 300
-PHASE_GRID = dict(n_features=2, n_hidden=1, densities=np.geomspace(0.01, 1, 16),
-                  importance_ratios=np.geomspace(0.1, 10, 16), n_inits=3, steps=1000, seed=0)
+PHASE_GRID = {"n_features": 2, "n_hidden": 1, "densities": np.geomspace(0.01, 1, 16),
+                  "importance_ratios": np.geomspace(0.1, 10, 16), "n_inits": 3, "steps": 1000, "seed": 0}
 _phase_lock = threading.Lock()
 
 
@@ -109,14 +113,14 @@ class SuperpositionPage(pn.viewable.Viewer):
         try:
             self._result = train_live(*args, steps=self.steps, progress=self._on_progress)
             self._version[0] += 1
-        except Exception as exc:  # shown in the status line, never kills the server
+        except Exception as exc:  # noqa: BLE001 - shown in the status line; a page thread must not die silently
             self._error = f"training failed: {exc}"
 
     def _compute_phase(self) -> None:
         try:
             self._phase = load_or_compute_phase_diagram(self.store)
             self._version[1] += 1
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - same: report on the page
             self._error = f"phase diagram failed: {exc}"
 
     def start_training(self, *, background: bool = True) -> None:

@@ -12,8 +12,13 @@ import plotly.graph_objects as go
 import xarray as xr
 from plotly.subplots import make_subplots
 
-__all__ = ["superposition_grid", "feature_directions", "dimensionality_scatter", "phase_diagram_plot",
-           "PHASE_COLORS"]
+__all__ = [
+    "PHASE_COLORS",
+    "dimensionality_scatter",
+    "feature_directions",
+    "phase_diagram_plot",
+    "superposition_grid",
+]
 
 PHASE_COLORS = {"not_represented": "#d9d9d9", "dedicated": "#4c78a8", "superposition": "#e45756"}
 # fractional dimensionalities of uniform polytopes, drawn as guide lines (paper's fig.)
@@ -52,7 +57,7 @@ def superposition_grid(ds: xr.Dataset, *, max_instances: int = 8, title: str | N
         fig.update_yaxes(autorange="reversed", showticklabels=i == 0, row=1, col=i + 1, scaleanchor=f"x{i + 1}")
         fig.update_xaxes(showticklabels=False, row=1, col=i + 1)
     fig.update_layout(title=title or "WᵀW (top) and bias b (bottom) across sparsity", height=420 + 20 * (F > 10),
-                      margin=dict(l=40, r=20, t=70, b=30))
+                      margin={"l": 40, "r": 20, "t": 70, "b": 30})
     return fig
 
 
@@ -71,17 +76,17 @@ def feature_directions(ds: xr.Dataset, *, max_instances: int = 8, title: str | N
         for f in range(W.shape[2]):
             xs += [0.0, float(W[i, 0, f]), None]
             ys += [0.0, float(W[i, 1, f]), None]
-        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color="#555", width=1.5),
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line={"color": "#555", "width": 1.5},
                                  name=f"directions {_label(ds, i)}", showlegend=False), row=1, col=i + 1)
         fig.add_trace(go.Scatter(x=W[i, 0], y=W[i, 1], mode="markers",
-                                 marker=dict(size=7, color=imp[i], colorscale="Viridis", cmin=0, cmax=1),
+                                 marker={"size": 7, "color": imp[i], "colorscale": "Viridis", "cmin": 0, "cmax": 1},
                                  text=[f"feature {f}" for f in range(W.shape[2])], name=f"features {_label(ds, i)}",
                                  hovertemplate="%{text}<br>W=(%{x:.2f}, %{y:.2f})<extra></extra>",
                                  showlegend=False), row=1, col=i + 1)
         fig.update_xaxes(range=[-1.5, 1.5], showticklabels=False, row=1, col=i + 1)
         fig.update_yaxes(range=[-1.5, 1.5], showticklabels=False, scaleanchor=f"x{i + 1}", row=1, col=i + 1)
     fig.update_layout(title=title or "Feature directions W_i in the 2-D hidden space (colour = importance)",
-                      height=300, margin=dict(l=20, r=20, t=70, b=20))
+                      height=300, margin={"l": 20, "r": 20, "t": 70, "b": 20})
     return fig
 
 
@@ -100,18 +105,18 @@ def dimensionality_scatter(ds: xr.Dataset, *, norm_threshold: float = 0.5, title
     jitter = np.exp(rng.normal(0, 0.04, len(ii)))                              # spread overlapping dots
     fig = go.Figure()
     for name, y in GEOMETRY_LINES.items():
-        fig.add_hline(y=y, line=dict(color="#bbb", dash="dot", width=1), annotation_text=name,
+        fig.add_hline(y=y, line={"color": "#bbb", "dash": "dot", "width": 1}, annotation_text=name,
                       annotation_position="right")
     fig.add_trace(go.Scatter(x=inv[ii] * jitter, y=D[ii, ff], mode="markers", name="D_i (represented features)",
-                             marker=dict(size=5, color="#4c78a8", opacity=0.6),
+                             marker={"size": 5, "color": "#4c78a8", "opacity": 0.6},
                              text=[f"instance {i}, feature {f}" for i, f in zip(ii, ff)],
                              hovertemplate="%{text}<br>1/(1-S)=%{x:.3g}<br>D=%{y:.3f}<extra></extra>"))
     order = np.argsort(inv)
     fig.add_trace(go.Scatter(x=inv[order], y=ds["dims_per_feature"].values[order], mode="lines",
-                             name="dims per feature m/‖W‖²_F", line=dict(color="black")))
+                             name="dims per feature m/‖W‖²_F", line={"color": "black"}))
     fig.update_layout(title=title or "Feature dimensionality vs sparsity", xaxis_type="log",
                       xaxis_title="1/(1−S)", yaxis_title="dimensions", yaxis_range=[0, 1.1], height=420,
-                      margin=dict(l=50, r=130, t=60, b=50))
+                      margin={"l": 50, "r": 130, "t": 60, "b": 50})
     return fig
 
 
@@ -125,7 +130,7 @@ def phase_diagram_plot(pd: xr.Dataset, *, title: str | None = None) -> go.Figure
     W = pd["W"].transpose("importance_ratio", "density", "hidden", "feature").values
     b = pd["b"].transpose("importance_ratio", "density", "feature").values
     loss = pd["loss"].transpose("importance_ratio", "density").values if "loss" in pd else np.full(z.shape, np.nan)
-    fmt = lambda a: "[" + ", ".join(f"{v:+.2f}" for v in np.ravel(a)) + "]"  # noqa: E731
+    fmt = lambda a: "[" + ", ".join(f"{v:+.2f}" for v in np.ravel(a)) + "]"
     text = [[f"{phase[r, d]}<br>W={fmt(W[r, d])}<br>b={fmt(b[r, d])}<br>loss={loss[r, d]:.4g}"
              for d in range(z.shape[1])] for r in range(z.shape[0])]
     k = len(phases)
@@ -136,10 +141,10 @@ def phase_diagram_plot(pd: xr.Dataset, *, title: str | None = None) -> go.Figure
         x=pd["density"].values, y=pd["importance_ratio"].values, z=z, zmin=-0.5, zmax=k - 0.5,
         colorscale=scale, text=text, name="phase",
         hovertemplate="density=%{x:.3g}, importance ratio=%{y:.3g}<br>%{text}<extra></extra>",
-        colorbar=dict(tickvals=list(range(k)), ticktext=phases)))
+        colorbar={"tickvals": list(range(k)), "ticktext": phases}))
     fig.update_layout(title=title or f"Phase of feature {int(pd.sizes['feature'])} "
                       f"(n={int(pd.sizes['feature'])}, m={int(pd.sizes['hidden'])})",
-                      xaxis=dict(type="log", title="feature density 1−S", autorange="reversed"),
-                      yaxis=dict(type="log", title="relative importance of the last feature"),
-                      height=450, margin=dict(l=60, r=20, t=60, b=50))
+                      xaxis={"type": "log", "title": "feature density 1−S", "autorange": "reversed"},
+                      yaxis={"type": "log", "title": "relative importance of the last feature"},
+                      height=450, margin={"l": 60, "r": 20, "t": 60, "b": 50})
     return fig

@@ -26,9 +26,19 @@ GEOMETRIES: dict[str, float] = {
     "pentagon": 2 / 5, "square_antiprism": 3 / 8,
 }
 
-__all__ = ["PHASES", "GEOMETRIES", "feature_norms", "superposition", "interference",
-           "feature_dimensionality", "dimensions_per_feature", "classify_geometry", "analyze",
-           "classify_phase", "phase_diagram"]
+__all__ = [
+    "GEOMETRIES",
+    "PHASES",
+    "analyze",
+    "classify_geometry",
+    "classify_phase",
+    "dimensions_per_feature",
+    "feature_dimensionality",
+    "feature_norms",
+    "interference",
+    "phase_diagram",
+    "superposition",
+]
 
 
 def _weights(W: xr.DataArray | np.ndarray | torch.Tensor) -> tuple[torch.Tensor, dict]:
@@ -179,7 +189,7 @@ def phase_diagram(n_features: int, n_hidden: int, densities: Sequence[float],
         :data:`PHASES`), ``W`` (…, hidden, feature), ``b`` and ``feature_norm`` (…, feature),
         ``loss`` (best init's evaluation loss).
     """
-    from workbench.models.toy import ToyModels          # models depend on nothing here
+    from workbench.models.toy import ToyModels  # models depend on nothing here
     from workbench.toy_training import evaluate, train_toys
 
     dens = as_tensor(densities, "densities", ndim=1, dtype=torch.float64).numpy()
