@@ -105,7 +105,7 @@ def _dmd_rows(features: list[int], snapshots: list[int], repeats: int) -> tuple[
             m, n = (m0, s) if axis == "features" else (s, n0)
             X = torch.randn(m, n, generator=g, dtype=torch.float64)
             rank = min(10, m - 2)
-            row = compare("dmd scaling", f"{m} snapshots x {n} features, rank {rank}",
+            row = compare(f"dmd scaling ({axis})", f"{m} snapshots x {n} features, rank {rank}",
                           ("DMD(method='gram')", lambda X=X, r=rank: DMD(r, method="gram", device="cpu").fit(X)),
                           ("DMD(method='svd')", lambda X=X, r=rank: DMD(r, method="svd", device="cpu").fit(X)),
                           repeats=repeats, axis=axis)
@@ -121,14 +121,14 @@ def _toy_rows(n_inst: int, repeats: int, with_compile: bool) -> list[dict]:
     x = m.generate_batch(1024, torch.Generator().manual_seed(0))
     ref = ("autograd (kernels.toy_loss_grad_torch)", lambda: toy_loss_grad_torch(m.W, m.b, x, m.importance))
     wl = f"{n_inst} instances x batch 1024, F=100, H=20, loss + grads"
-    rows = [compare("toy step", wl, ("lens hand-fused loss_and_grad", lambda: m.loss_and_grad(x)), ref,
+    rows = [compare("toy step (hand-fused)", wl, ("lens hand-fused loss_and_grad", lambda: m.loss_and_grad(x)), ref,
                     repeats=repeats)]
     if with_compile:
         t0 = time.perf_counter()
         compiled = torch.compile(toy_loss_grad_torch)
         compiled(m.W, m.b, x, m.importance)
         t_compile = time.perf_counter() - t0
-        rows.append(compare("toy step", wl, ("torch.compile(autograd)",
+        rows.append(compare("toy step (torch.compile)", wl, ("torch.compile(autograd)",
                                              lambda: compiled(m.W, m.b, x, m.importance)), ref,
                             repeats=repeats, notes=f"compile time {t_compile:.1f}s (not in the timing)"))
     return rows
@@ -195,28 +195,38 @@ def _gpu_rows(repeats: int, quick: bool) -> list[dict]:
     return rows
 
 
+def _slope(n: list, t: list) -> float:
+    """Log-log slope of the largest three sizes: cost ~ size^slope."""
+    return float(np.polyfit(np.log(n[-3:]), np.log(t[-3:]), 1)[0])
+
+
 def plot_scaling(spectrum: dict, dmd: dict, path: Path) -> Path | None:
     """Log-log cost curves (matplotlib, Agg); returns the path, or None without matplotlib."""
     try:
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import NullFormatter
     except ImportError:  # pragma: no cover
         return None
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))
     ax = axes[0]
-    ax.loglog(spectrum["width"], spectrum["ours"], "o-", label="Gram eigvalsh + vectorised fit")
-    ax.loglog(spectrum["width"], spectrum["reference"], "s--", label="svdvals + loop fit")
+    w = spectrum["width"]
+    ax.loglog(w, spectrum["ours"], "o-",
+              label=f"Gram eigvalsh + vectorised fit (slope {_slope(w, spectrum['ours']):.1f})")
+    ax.loglog(w, spectrum["reference"], "s--",
+              label=f"svdvals + loop fit (slope {_slope(w, spectrum['reference']):.1f})")
     ax.set(xlabel="layer width w (W is 2w x w)", ylabel="seconds", title="weight spectrum of one layer")
     for ax, axis, label in ((axes[1], "features", "features (snapshots fixed)"),
                             (axes[2], "snapshots", "snapshots (features fixed)")):
         c = dmd[axis]
-        ax.loglog(c["n"], c["gram"], "o-", label="DMD gram route")
-        ax.loglog(c["n"], c["svd"], "s--", label="DMD svd route")
+        ax.loglog(c["n"], c["gram"], "o-", label=f"DMD gram route (slope {_slope(c['n'], c['gram']):.1f})")
+        ax.loglog(c["n"], c["svd"], "s--", label=f"DMD svd route (slope {_slope(c['n'], c['svd']):.1f})")
         ax.set(xlabel=label, ylabel="seconds", title=f"DMD vs {axis}")
     for ax in axes:
         ax.legend(fontsize=8)
         ax.grid(True, which="both", alpha=0.3)
+        ax.xaxis.set_minor_formatter(NullFormatter())
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
