@@ -21,16 +21,19 @@ Conventions (weightwatcher 0.7.7, so the numbers agree with it):
   skipped by rule. A layer is skipped when M·rf < ``min_evals`` (8), M·rf > ``max_evals`` (15000)
   or N > ``max_N`` (50000), weightwatcher's limits.
 - eigenvalues come from the Gram matrix (the smaller of W^T W, W W^T), formed in float32 by
-  default and diagonalised with ``torch.linalg.eigvalsh`` in float64, one batched call per group of
-  same-shaped matrices (``precision="mixed"``). A layer is recomputed with a float64 Gram matrix
-  where float32 cannot resolve it (lambda_min/lambda_max < 100 eps_32, or the fitted xmin below
-  1e-3 lambda_max), and with float64 ``svdvals`` where even float64 cannot (lambda_min/lambda_max <
-  100 eps_64). ``log_norm`` uses the float64 Frobenius norm directly.
+  default (``precision="mixed"``; float64 straight away for near-square matrices, N < 1.1 M, whose
+  smallest eigenvalue is near 0) in one batched product per group of same-shaped matrices, and
+  diagonalised in float64 (LAPACK ``syevd`` through scipy on CPU — it honours threadpoolctl and
+  stays fast under load — ``torch.linalg.eigvalsh`` on GPU). A layer is recomputed with a float64
+  Gram matrix where float32 cannot resolve it (lambda_min/lambda_max < 100 eps_32, or the fitted
+  xmin below 1e-3 lambda_max), and with float64 ``svdvals`` where even float64 cannot
+  (lambda_min/lambda_max < 100 eps_64). ``log_norm`` uses the float64 Frobenius norm directly.
+  "mixed" and "float64" alphas agree to ~2e-7 relative on MiniLM and random layers.
 """
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -51,14 +54,11 @@ from workbench.validation import as_tensor, check_finite
 __all__ = [
     "METRICS",
     "analyze",
-    "delta_rank",
     "esd",
     "fit_power_law",
     "layer_esds",
     "layer_matrices",
-    "make_spectrum_probe",
-    "spectrum_probe",
-]
+]  # plus, lazily: delta_rank, make_spectrum_probe, spectrum_probe (spectrum_training)
 
 XMIN_FLOAT32_FLOOR = 1e-3  # "mixed": refit in float64 when xmin < this · lambda_max
 METRICS = ("alpha", "alpha_weighted", "log_norm", "log_spectral_norm", "stable_rank",
@@ -384,90 +384,14 @@ def layer_esds(model: nn.Module, layers: Sequence[str] | None = None, **kwargs) 
     return analyze(model, layers=layers, keep_evals=True, **kwargs)
 
 
-def _state_matrices(model: nn.Module, split_attention: bool) -> dict[str, LayerMatrices]:
-    return {lay.name: lay for lay in layer_matrices(model, split_attention=split_attention)}
+# over-training measures live in spectrum_training (W - W_0 ranks, the training probe); they are
+# re-exported lazily (PEP 562) because spectrum_training builds on this module
+_TRAINING = ("delta_rank", "make_spectrum_probe", "spectrum_probe")
 
 
-def _init_layers(model: nn.Module, init_state, split_attention: bool) -> dict[str, LayerMatrices]:
-    """W_0 read through the same layer rules as W (``init_state``: a state_dict, a model, or the
-    result of a previous call, which is returned as is)."""
-    if isinstance(init_state, dict) and init_state and all(
-            isinstance(v, LayerMatrices) for v in init_state.values()):
-        return init_state
-    if isinstance(init_state, nn.Module):
-        init_state = init_state.state_dict()
-    if not isinstance(init_state, Mapping):
-        raise TypeError(f"init_state must be a state_dict or nn.Module, got {type(init_state).__name__}")
-    return _state_matrices(_rebuild(model, init_state), split_attention)
+def __getattr__(name: str):
+    if name in _TRAINING:
+        from workbench.probes import spectrum_training
 
-
-def delta_rank(model: nn.Module, init_state: Mapping[str, torch.Tensor] | nn.Module, *,
-               min_evals: int = 8, split_attention: bool = True) -> xr.Dataset:
-    """Stable and effective rank of W - W_0 per layer: the "gradual rank increase" measure.
-
-    Boix-Adsera et al. (2023), "Transformers learn through incremental/gradual rank increase":
-    the difference between trained and initial weights grows in rank step by step.
-
-    Parameters
-    ----------
-    model : the current model.
-    init_state : the initial ``state_dict()`` (or a model with the same architecture).
-
-    Returns
-    -------
-    xr.Dataset (layer): ``delta_stable_rank`` = ||dW||_F² / ||dW||_2², ``delta_effective_rank``
-    (Roy & Vetterli 2007), ``delta_rel_norm`` = ||dW||_F / ||W_0||_F.
-    """
-    lays = _select(model, None, min_evals, 10**9, 10**9, split_attention)
-    lays0 = _init_layers(model, init_state, split_attention)
-    rows = {"delta_stable_rank": [], "delta_effective_rank": [], "delta_rel_norm": []}
-    for lay in lays:
-        lay0 = lays0[lay.name]
-        d = [(a.to(torch.float64) - b.to(torch.float64)) for a, b in zip(lay.mats, lay0.mats)]
-        ev = torch.sort(torch.cat([torch.linalg.svdvals(x) ** 2 for x in d])).values
-        fro2, w0 = float(ev.sum()), sum(float((b.to(torch.float64) ** 2).sum()) for b in lay0.mats)
-        rows["delta_stable_rank"].append(fro2 / float(ev[-1]) if float(ev[-1]) > 0 else 0.0)
-        rows["delta_effective_rank"].append(float(effective_rank(ev)) if fro2 > 0 else 0.0)
-        rows["delta_rel_norm"].append(np.sqrt(fro2 / w0) if w0 > 0 else np.nan)
-    return xr.Dataset({k: ("layer", np.asarray(v, dtype=float)) for k, v in rows.items()},
-                      coords={"layer": [lay.name for lay in lays]},
-                      attrs={"reference": "Boix-Adsera et al. 2023 (gradual rank increase); "
-                                          "Roy & Vetterli 2007 (effective rank)"})
-
-
-def _rebuild(model: nn.Module, state: Mapping[str, torch.Tensor]) -> nn.Module:
-    """A copy of ``model`` holding ``state`` (to read W_0 through the same layer rules)."""
-    import copy
-
-    clone = copy.deepcopy(model)
-    missing, _unexpected = clone.load_state_dict(dict(state), strict=False)
-    weights = [k for k in missing if k.endswith("weight")]
-    if weights:
-        raise ValueError(f"init_state lacks weights {weights[:5]} of model")
-    return clone
-
-
-def make_spectrum_probe(init_state: Mapping[str, torch.Tensor] | None = None, *,
-                        mp_fit: bool = True, precision: str = "mixed", **kwargs):
-    """A training probe ``fn(model, task) -> xr.Dataset`` (dim ``layer``, no ``step``) recording
-    :func:`analyze`'s metrics and, given ``init_state`` (copied now), :func:`delta_rank`'s.
-
-    Use as ``fit(..., probes={"spectrum": (make_spectrum_probe(model.state_dict()), 500)})``.
-    """
-    init = None if init_state is None else {k: v.detach().clone() for k, v in init_state.items()}
-    cache: dict[str, dict[str, LayerMatrices]] = {}
-
-    def spectrum_probe(model: nn.Module, task=None) -> xr.Dataset:
-        ds = analyze(model, mp_fit=mp_fit, precision=precision, **kwargs)
-        ds = ds.drop_vars([c for c in ("layer_type", "N", "M", "rf", "num_evals") if c in ds.coords])
-        if init is not None:
-            if "w0" not in cache:  # W_0 matrices extracted once, not at every call
-                cache["w0"] = _init_layers(model, init, kwargs.get("split_attention", True))
-            ds = ds.merge(delta_rank(model, cache["w0"]))
-        return ds
-
-    return spectrum_probe
-
-
-spectrum_probe = make_spectrum_probe()
-spectrum_probe.__doc__ = "Training probe: ``analyze(model)`` metrics, dim ``layer`` (no step)."
+        return getattr(spectrum_training, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
