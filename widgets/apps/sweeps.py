@@ -1,0 +1,137 @@
+"""Sweeps page: pick a sweep → phase-diagram heatmap; click a cell → that run's curves.
+
+Page logic is plain functions (:func:`sweep_options`, :func:`sweep_figure`, :func:`run_id_from_click`,
+:func:`cell_figures`, :func:`run_link`) that tests call without a browser; :class:`SweepBrowser`
+wires them to widgets. Sweeps are found through their records (``<root>/sweeps/*.json``) and
+their results rebuilt from the runs (:func:`workbench.sweep.load_sweep`), so a sweep that is
+still running fills in on each refresh (every :data:`REFRESH_MS` while its status is ``running``).
+"""
+from __future__ import annotations
+
+import panel as pn
+import param
+import plotly.graph_objects as go
+import xarray as xr
+
+from widgets.plots.sweep import sweep_heatmap, sweep_variables
+from widgets.plots.training import accuracy_curves, loss_curves
+from workbench.store import RunNotFoundError, RunStore
+from workbench.sweep import list_sweeps, load_sweep
+
+REFRESH_MS = 3000
+DEFAULT_VAR = "steps_to_test_95"
+
+
+# -- page logic: plain functions -----------------------------------------------------------------
+def sweep_options(store: RunStore) -> list[str]:
+    """Sweep ids in the store, newest first."""
+    df = list_sweeps(store)
+    return df.sort_values("created", ascending=False, kind="stable")["sweep_id"].tolist() if len(df) else []
+
+
+def sweep_figure(store: RunStore, sweep_id: str, var: str = DEFAULT_VAR) -> tuple[go.Figure, xr.Dataset]:
+    """The heatmap of ``var`` for ``sweep_id`` (first two grid axes; others at their first value)."""
+    ds = load_sweep(store, sweep_id)
+    extra = list(ds["run_id"].dims)[2:]
+    view = ds.isel({d: 0 for d in extra}) if extra else ds
+    return sweep_heatmap(view, var if var in sweep_variables(view) else DEFAULT_VAR), ds
+
+
+def run_id_from_click(click_data: dict | None) -> str | None:
+    """The run id of a clicked heatmap cell (plotly ``click_data``), or None."""
+    points = (click_data or {}).get("points") or []
+    run_id = points[0].get("customdata") if points else None
+    return str(run_id) if run_id else None
+
+
+def cell_figures(store: RunStore, run_id: str) -> tuple[go.Figure, go.Figure]:
+    """``(loss, accuracy)`` curves of one cell's run."""
+    ds = store.open(run_id).metrics()
+    return loss_curves(ds), accuracy_curves(ds)
+
+
+def run_link(run_id: str) -> str:
+    """Markdown link opening the run in the run browser."""
+    return f"Run **{run_id}** · [open in the run browser](./runs?run={run_id})"
+
+
+# -- the page --------------------------------------------------------------------------------------
+class SweepBrowser(pn.viewable.Viewer):
+    """Sweep selector + variable selector + heatmap; a clicked cell shows its run below."""
+
+    sweep_id = param.Selector(default=None, objects=[], allow_None=True, doc="Sweep")
+    var = param.Selector(default=DEFAULT_VAR, objects=[DEFAULT_VAR], doc="Variable drawn")
+    run_id = param.String(default=None, allow_None=True, doc="Clicked cell's run")
+
+    def __init__(self, store: RunStore, **params):
+        if not isinstance(store, RunStore):
+            raise TypeError(f"store must be a workbench.store.RunStore, got {type(store).__name__}")
+        self.store = store
+        super().__init__(**params)
+        self._heatmap = pn.pane.Plotly(None, height=440, sizing_mode="stretch_width", name="phase diagram")
+        self._loss = pn.pane.Plotly(None, height=320, sizing_mode="stretch_width", name="loss")
+        self._acc = pn.pane.Plotly(None, height=320, sizing_mode="stretch_width", name="accuracy")
+        self._info = pn.pane.Markdown("", sizing_mode="stretch_width")
+        self._cell = pn.pane.Markdown("Click a cell to see its run.", sizing_mode="stretch_width")
+        self._status = None
+        self._heatmap.param.watch(self._on_click, "click_data")
+        self.param.watch(self.update_view, ["sweep_id", "var"])
+        self.param.watch(self._on_run, ["run_id"])
+        self.refresh_list()
+        self.update_view()
+
+    def refresh_list(self) -> None:
+        ids = sweep_options(self.store)
+        self.param.sweep_id.objects = ids
+        if self.sweep_id not in ids:
+            self.sweep_id = ids[0] if ids else None
+
+    def update_view(self, *events) -> None:
+        """Redraw the heatmap of the selected sweep from the store."""
+        if self.sweep_id is None:
+            self._heatmap.object = None
+            self._info.object = "No sweeps yet: run `workbench sweep modular --grid wd=0.1,1.0 --grid frac=0.3,0.5`."
+            return
+        fig, ds = sweep_figure(self.store, self.sweep_id, self.var)
+        names = sweep_variables(ds)
+        if list(self.param.var.objects) != names:
+            self.param.var.objects = names
+        self._heatmap.object = fig
+        self._status = ds.attrs.get("status")
+        done = int((ds.status == "done").sum())
+        self._info.object = (f"**{ds.sweep_id}** · task `{ds.task}` · status `{self._status}` · "
+                             f"{done}/{ds.run_id.size} runs done · fixed: `{ds.attrs.get('base')}`")
+
+    def _on_click(self, event) -> None:
+        run_id = run_id_from_click(event.new)
+        if run_id:
+            self.run_id = run_id
+
+    def _on_run(self, *events) -> None:
+        if not self.run_id:
+            return
+        try:
+            self._loss.object, self._acc.object = cell_figures(self.store, self.run_id)
+            self._cell.object = run_link(self.run_id)
+        except (RunNotFoundError, ValueError):
+            self._cell.object = f"Run {self.run_id} has not started yet."
+
+    def refresh(self) -> None:
+        """Periodic callback: new sweeps appear; a running sweep is redrawn."""
+        self.refresh_list()
+        if self._status == "running":
+            self.update_view()
+
+    def __panel__(self):
+        controls = pn.Row(pn.widgets.Select.from_param(self.param.sweep_id, label="sweep", width=320),
+                          pn.widgets.Select.from_param(self.param.var, label="variable", width=220))
+        return pn.Column(controls, self._info, self._heatmap, self._cell,
+                         pn.Row(self._loss, self._acc, sizing_mode="stretch_width"), sizing_mode="stretch_width")
+
+
+def page(store: RunStore) -> pn.viewable.Viewable:
+    """The Sweeps page for ``workbench serve`` (periodic refresh in a server session)."""
+    browser = SweepBrowser(store)
+    if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
+        pn.state.add_periodic_callback(browser.refresh, period=REFRESH_MS)
+    return browser
