@@ -24,6 +24,7 @@ PAGES: dict[str, str] = {
     "superposition": "widgets.apps.superposition",
     "koopman": "widgets.apps.koopman",
     "spectrum": "widgets.apps.spectrum",
+    "sweeps": "widgets.apps.sweeps",
 }
 
 TITLE = "workbench"

@@ -8,3 +8,4 @@ from .grokking import fourier_spectrum, grokfast_comparison, grokking_curves, lo
 from .spectrum import alpha_by_layer, esd_plot, metric_table, spectrum_over_training  # noqa: F401
 from .superposition import PHASE_COLORS, dimensionality_scatter, feature_directions, phase_diagram_plot, superposition_grid  # noqa: F401
 from .koopman import koopman_distance_matrix, koopman_eigenvalues, koopman_forecast, koopman_modes, koopman_pseudospectrum, koopman_window_spectra  # noqa: F401
+from .sweep import sweep_heatmap, sweep_variables  # noqa: F401
