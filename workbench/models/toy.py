@@ -60,7 +60,7 @@ class ToyModels(nn.Module):
         Number of independent models I, input features n (F) and hidden dimensions m (H).
     feature_probability : float or array, default 1.0
         Probability 1 − S that a feature is non-zero; scalar, per feature (F,), per instance (I,)
-        or (I, F).
+        or (I, F). A 1-D value of length I = F is read as per feature.
     importance : float or array, default 1.0
         Importance I_i weighting each feature's squared error; same broadcasting rules.
     variant : {"relu", "linear", "abs"}
