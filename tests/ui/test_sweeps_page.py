@@ -1,0 +1,86 @@
+"""The Sweeps page: page logic without a browser, then the real page in headless Chromium."""
+from __future__ import annotations
+
+import logging
+import subprocess
+
+import numpy as np
+import pytest
+
+from tests.ui.conftest import REPO, SERVER_TIMEOUT, WORKBENCH, child_env, free_port, stop, wait_for_http
+from workbench.store import RunStore
+from workbench.sweep import sweep
+
+pytestmark = pytest.mark.ui
+
+PLOTLY_HEATMAPS_JS = """() => {
+  const found = [];
+  const walk = root => {
+    root.querySelectorAll('.js-plotly-plot').forEach(gd => found.push(gd));
+    root.querySelectorAll('*').forEach(el => { if (el.shadowRoot) walk(el.shadowRoot); });
+  };
+  walk(document);
+  return found.flatMap(gd => (gd.data || []).filter(t => t.type === 'heatmap')
+                                         .map(t => ({z: t.z, customdata: t.customdata})));
+}"""
+
+
+@pytest.fixture(scope="module")
+def sweep_data(tmp_path_factory):
+    """A data root holding one finished 2×2 sweep of tiny modular runs (in-process cluster)."""
+    from distributed import Client, LocalCluster
+
+    root = tmp_path_factory.mktemp("sweep_ui")
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None,
+                      silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
+        ds = sweep("modular", {"wd": [0.1, 1.0], "frac": [0.3, 0.6]},
+                   base=dict(p=23, d_embed=16, d_hidden=32, lr=1e-2, steps=60, eval_every=5,
+                             checkpoint_every=60, trajectory_every=0),
+                   scheduler=client, data=root, progress=False)
+    return root, ds
+
+
+def test_page_logic(sweep_data):
+    from widgets.apps.sweeps import SweepBrowser, cell_figures, run_id_from_click, sweep_figure, sweep_options
+
+    root, ds = sweep_data
+    store = RunStore(root)
+    assert sweep_options(store) == [ds.sweep_id]
+    fig, loaded = sweep_figure(store, ds.sweep_id, "final_train_acc")
+    heat = fig.data[0]
+    np.testing.assert_array_equal(np.asarray(heat.z, dtype=float), ds.final_train_acc.transpose("wd", "frac").values)
+    assert np.asarray(heat.customdata)[1, 0] == str(ds.run_id.sel(wd=1.0, frac=0.3).values)
+    run_id = run_id_from_click({"points": [{"customdata": str(ds.run_id.values[0, 1])}]})
+    assert run_id == str(ds.run_id.values[0, 1]) and run_id_from_click(None) is None
+    loss, acc = cell_figures(store, run_id)
+    assert len(acc.data[0].x) == 13  # steps 0, 5, ..., 60
+    browser = SweepBrowser(store)
+    browser.run_id = run_id  # what a click does
+    assert browser._acc.object is not None and run_id in browser._cell.object
+
+
+def test_sweeps_page_shows_the_phase_diagram(sweep_data, browser_page, tmp_path):
+    root, ds = sweep_data
+    port, log = free_port(), tmp_path / "serve.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([WORKBENCH, "serve", "--data", str(root), "--port", str(port), "--no-show"],
+                                stdout=out, stderr=subprocess.STDOUT, env=child_env(), cwd=REPO)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_for_http(url + "/", proc, SERVER_TIMEOUT, log)
+        page = browser_page
+        page.goto(url + "/sweeps")
+        heatmaps = []
+        for _ in range(100):
+            heatmaps = page.evaluate(PLOTLY_HEATMAPS_JS)
+            if heatmaps:
+                break
+            page.wait_for_timeout(300)
+        assert heatmaps, "no heatmap drawn on /sweeps"
+        z = np.array([[np.nan if v is None else v for v in row] for row in heatmaps[0]["z"]], dtype=float)
+        np.testing.assert_array_equal(z, ds.steps_to_test_95.transpose("wd", "frac").values)
+        assert sorted(np.ravel(heatmaps[0]["customdata"])) == sorted(ds.run_id.values.ravel())
+        assert page.get_by_text(ds.sweep_id).count() >= 1
+        assert not page.errors, page.errors
+    finally:
+        stop(proc)
