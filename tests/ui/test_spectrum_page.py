@@ -40,6 +40,10 @@ def test_page_logic_without_browser(ui_data, ui_run_id, tmp_path):
     page.step = 100  # another checkpoint: analysed again
     page.wait()
     assert page._alpha.object.data[0].y == pytest.approx(ds.alpha.values.tolist())
+    page.source = PRETRAINED  # while MiniLM is analysed, a change of step waits its turn
+    page.source = ui_run_id
+    page.wait()
+    assert "3 layers" in page._status.object and page.step == 200
     # a run that recorded the spectrum probe also gets the over-training figures
     from workbench.models.mlp import MLP
     from workbench.probes.spectrum import make_spectrum_probe

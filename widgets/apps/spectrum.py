@@ -99,6 +99,7 @@ class SpectrumPage(pn.viewable.Viewer):
         self._version, self._shown = 0, -1
         self._error: str | None = None
         self._thread: threading.Thread | None = None
+        self._pending = False
         self._spinner = pn.indicators.LoadingSpinner(value=False, width=30, height=30)
         self._status = pn.pane.Markdown("", sizing_mode="stretch_width")
         self._esds = pn.Column(sizing_mode="stretch_width")
@@ -136,7 +137,9 @@ class SpectrumPage(pn.viewable.Viewer):
     def start(self, *, background: bool = True) -> None:
         """Analyse the chosen source/step (in a thread unless ``background`` is False)."""
         if self._thread is not None and self._thread.is_alive():
+            self._pending = True  # analysed as soon as the running one is done (see poll)
             return
+        self._pending = False
         step = None if self.source == PRETRAINED else self.step
         self._error, self._spinner.value = None, True
         self._status.object = f"Analysing **{self.source}**" + (f" at step {step}" if step is not None else "") + " …"
@@ -149,9 +152,12 @@ class SpectrumPage(pn.viewable.Viewer):
 
     def wait(self, timeout: float | None = None) -> None:
         """Block until the running analysis (if any) finishes, then draw it (tests, notebooks)."""
-        if self._thread is not None:
-            self._thread.join(timeout)
-        self.poll()
+        while True:
+            if self._thread is not None:
+                self._thread.join(timeout)
+            self.poll()  # draws, and may start a pending analysis
+            if timeout is not None or self._thread is None or not self._thread.is_alive():
+                return
 
     def poll(self) -> None:
         """Periodic callback (server loop): draw a finished analysis."""
@@ -164,6 +170,8 @@ class SpectrumPage(pn.viewable.Viewer):
                 self.layers = default_layers(self._ds)
             self.draw(force=True)
             self._shown = self._version
+        if self._pending and not (self._thread is not None and self._thread.is_alive()):
+            self.start()
 
     def draw(self, force: bool = False) -> None:
         ds = self._ds
