@@ -113,9 +113,10 @@ def toy_loss_grad_triton(W: torch.Tensor, b: torch.Tensor, x: torch.Tensor, impo
     W, b, x, imp = (t.to(**f32).contiguous() for t in (W, b, x, importance))
     loss = torch.empty(n_inst, device=W.device, **f32)
     gW, gb = torch.empty_like(W), torch.empty_like(b)
+    bf, bh = _next_pow2(F), _next_pow2(H)
     _toy_kernel[(n_inst,)](x, W, b, imp, loss, gW, gb, B, F, H, 2.0 / B, RELU=bool(relu),
-                           BLOCK_B=block_b, BLOCK_F=_next_pow2(F), BLOCK_H=_next_pow2(H),
-                           PRECISION=precision)
+                           BLOCK_B=block_b, BLOCK_F=bf, BLOCK_H=bh, PRECISION=precision,
+                           num_warps=4 if bf * max(bh, block_b) <= 4096 else 8)
     return loss, gW, gb
 
 
@@ -129,7 +130,8 @@ def toy_loss_grad(W, b, x, importance, *, variant: str = "relu", device=None,
     variant : {"relu", "linear"}
         x' = ReLU(WᵀW x + b) or WᵀW x + b (Elhage et al. 2022).
     device : None keeps W's device; "auto"/"cpu"/"cuda" move the inputs.
-    backend : "auto" (Triton on CUDA when the model fits in registers, else torch), "triton", "torch".
+    backend : "auto" (Triton on CUDA for float32 models that fit in registers, else torch), "triton",
+        "torch".
 
     Returns
     -------
@@ -149,7 +151,8 @@ def toy_loss_grad(W, b, x, importance, *, variant: str = "relu", device=None,
     if x.shape[0] != n_inst or x.shape[2] != F:
         raise ValueError(f"x must have shape (instance={n_inst}, batch, feature={F}), got {tuple(x.shape)}")
     chosen = choose_backend(backend, dev)
-    if chosen == "triton" and backend == "auto" and (F > TRITON_MAX_FEATURES or H > TRITON_MAX_HIDDEN):
+    too_big = F > TRITON_MAX_FEATURES or H > TRITON_MAX_HIDDEN
+    if chosen == "triton" and backend == "auto" and (too_big or W.dtype != torch.float32):
         chosen = "torch"
     if chosen == "triton":
         return toy_loss_grad_triton(W, b, x, importance, relu=variant == "relu")
