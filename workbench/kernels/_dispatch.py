@@ -65,8 +65,9 @@ def choose_backend(backend: str, device: torch.device) -> str:
     if backend == "auto":
         return "triton" if HAS_TRITON and device.type == "cuda" else "torch"
     if not usable:
-        raise RuntimeError(f"backend='triton' on device {device}: {triton_status()}. Set "
-                           "TRITON_INTERPRET=1 before importing triton to run kernels on the CPU.")
+        hint = (" Set TRITON_INTERPRET=1 before importing triton to run kernels on the CPU."
+                if HAS_TRITON else " Install the [gpu] extra, or use backend='torch'.")
+        raise RuntimeError(f"backend='triton' on device {device}: {triton_status()}.{hint}")
     return "triton"
 
 
