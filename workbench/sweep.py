@@ -101,11 +101,16 @@ class SweepTask:
     module: str
     config: str
     train: str
-    summarize: Callable[[Any], dict[str, float]] = accuracy_summary
+    summarize: str | Callable[[Any], dict[str, float]] = accuracy_summary  # a name in ``module`` or a function
 
     def resolve(self) -> tuple[type, Callable[..., Any]]:
         mod = importlib.import_module(self.module)
         return getattr(mod, self.config), getattr(mod, self.train)
+
+    def summary_fn(self) -> Callable[[Any], dict[str, float]]:
+        if callable(self.summarize):
+            return self.summarize
+        return getattr(importlib.import_module(self.module), self.summarize)
 
     def available(self) -> bool:
         try:
@@ -119,6 +124,7 @@ class SweepTask:
 TASKS: dict[str, SweepTask] = {
     "modular": SweepTask("workbench.modular_run", "ModularConfig", "train_modular"),
     "grokking": SweepTask("workbench.grokking", "GrokkingConfig", "train_grokking"),
+    "superposition": SweepTask("workbench.toy_run", "ToyRunConfig", "train_toy_run", "toy_summary"),
 }
 
 
@@ -303,7 +309,7 @@ def run_point(spec: SweepTask, params: dict[str, Any], root: str) -> dict[str, A
             except TrainingDiverged:
                 pass  # recorded in the run's state (status "diverged"); the cell shows it
         run = store.open(run_id)
-        summary = spec.summarize(run)
+        summary = spec.summary_fn()(run)
         status = run.state.get("status", "unknown")
     return {"run_id": run_id, "status": status, "action": action, "resumed_from": resumed_from,
             "seconds": time.perf_counter() - t0, "worker_pid": os.getpid(), **summary}
@@ -396,7 +402,8 @@ def load_sweep(store: RunStore | str | os.PathLike, sweep_id: str) -> xr.Dataset
     store = as_store(store)
     rec = read_record(store, sweep_id)
     spec = TASKS.get(rec["task"])
-    summarize = spec.summarize if spec is not None else accuracy_summary
+    summarize = spec.summary_fn() if spec is not None else accuracy_summary
+    defaults = dict.fromkeys(ACCURACY_VARS, math.nan) if summarize is accuracy_summary else {}
     cells = {}
     for point in rec["points"]:
         idx = tuple(point["index"])
@@ -406,7 +413,7 @@ def load_sweep(store: RunStore | str | os.PathLike, sweep_id: str) -> xr.Dataset
             cells[idx] = {"run_id": point["run_id"], "status": "pending", "action": ""}
             continue
         cells[idx] = {"run_id": run.id, "status": run.state.get("status", "unknown"), "action": "",
-                      **dict.fromkeys(ACCURACY_VARS, math.nan), **summarize(run)}
+                      **defaults, **summarize(run)}
     return _to_dataset(dict(rec["axes"]), cells, _attrs(rec))
 
 

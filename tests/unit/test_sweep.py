@@ -138,3 +138,30 @@ def test_cli_sweep_on_an_existing_scheduler(tmp_path, client):
     assert json.loads(ds.attrs["base"])["steps"] == 40
     bad = CliRunner().invoke(app, ["sweep", "modular", "--grid", "nope=1", "--data", str(tmp_path)])
     assert bad.exit_code == 2 and "unknown ModularConfig parameter" in bad.output
+
+
+def test_grokking_task_when_available(tmp_path, client):
+    if "grokking" not in available_tasks():
+        pytest.skip("workbench.grokking is not available")
+    base = dict(p=23, d_model=16, n_heads=2, d_head=8, d_mlp=32, steps=20, eval_every=5, probe_every=10,
+                checkpoint_every=10, trajectory_every=0, probe_neurons=False)
+    ds = sweep("grokking", {"optimizer": ["adamw", "grokfast-ema"]}, base=base, scheduler=client,
+               data=tmp_path, progress=False)
+    assert (ds.status == "done").all() and ds.run_id.str.startswith("grokking-").all()
+    run = RunStore(tmp_path).open(str(ds.run_id.sel(optimizer="grokfast-ema").values))
+    assert run.config["train"]["optimizer"] == "grokfast-ema"
+    np.testing.assert_allclose(float(ds.final_test_acc.sel(optimizer="grokfast-ema")),
+                               float(run.metrics().test_acc[-1]), rtol=0, atol=1e-12)
+
+
+def test_superposition_task_reproduces_the_sparsity_transition(tmp_path, client):
+    """Elhage et al. 2022 (n=5, m=2): dense features are not superposed (≈ 1 dimension per feature,
+    fewer than 5 represented); sparse ones are (all 5 represented, well under 1 dimension each)."""
+    base = dict(steps=1500, batch_size=256, n_inits=3, lr=3e-3)
+    ds = sweep("superposition", {"sparsity": [0.0, 0.95]}, base=base, scheduler=client, data=tmp_path,
+               progress=False)
+    assert (ds.status == "done").all()
+    dense, sparse = ds.sel(sparsity=0.0), ds.sel(sparsity=0.95)
+    assert float(sparse.represented) == 5 and float(dense.represented) < 5
+    assert float(dense.dims_per_feature) > 0.8 and float(sparse.dims_per_feature) < 0.5
+    assert float(sparse.loss) < float(dense.loss)

@@ -1,0 +1,69 @@
+"""Toy-model-of-superposition runs in the RunStore, so ``workbench sweep superposition`` can grid them.
+
+One run = :func:`workbench.toy_training.train_toy_grid` at one sparsity with a few random inits
+(trained in one batch); the weights go to metric group ``toy`` at ``step = steps`` and the best
+init's measures to the run summary. References: Elhage et al. (2022), Toy Models of Superposition.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import xarray as xr
+
+from workbench.probes.superposition import dimensions_per_feature
+from workbench.store import Run, RunStore
+from workbench.toy_training import train_toy_grid
+from workbench.validation import check_range
+
+
+@dataclass
+class ToyRunConfig:
+    """One cell of a superposition sweep (defaults: the paper's n=5, m=2 demonstration)."""
+
+    n_features: int = 5
+    n_hidden: int = 2
+    sparsity: float = 0.9
+    importance_decay: float = 0.9
+    n_inits: int = 4            # random inits trained together; the lowest-loss one is summarised
+    steps: int = 5000
+    batch_size: int = 1024
+    lr: float = 1e-3
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_range(self.n_features, "n_features", 1)
+        check_range(self.n_hidden, "n_hidden", 1)
+        check_range(self.sparsity, "sparsity", 0.0, 1.0, high_open=True)
+        check_range(self.importance_decay, "importance_decay", 0.0, low_open=True)
+        check_range(self.n_inits, "n_inits", 1)
+        check_range(self.steps, "steps", 1)
+        check_range(self.lr, "lr", 0.0, low_open=True)
+
+    def to_run_config(self) -> dict:
+        return {"kind": "superposition", "toy": asdict(self)}
+
+
+def toy_summary(run: Run) -> dict[str, float]:
+    """Best init's ``loss``, ``represented`` features (||W_i|| ≥ 0.5) and ``dims_per_feature``
+    m/||W||_F² (Elhage et al. 2022, "Dimensions per feature vs sparsity"); NaN before training ends."""
+    s = run.state.get("summary", {})
+    return {k: float(s.get(k, math.nan)) for k in ("loss", "represented", "dims_per_feature")}
+
+
+def train_toy_run(config: ToyRunConfig, store: RunStore, *, progress: bool = False) -> Run:
+    """Train the toy models of ``config`` (one batch, seconds) into their run; a rerun retrains them."""
+    run = store.create(config.to_run_config())
+    run.update_state(status="running")
+    ds = train_toy_grid(config.n_features, config.n_hidden, [config.sparsity], config.importance_decay,
+                        n_instances_per_cell=config.n_inits, steps=config.steps, batch_size=config.batch_size,
+                        lr=config.lr, seed=config.seed, progress=progress)
+    best = int(np.argmin(ds["loss"].values))
+    norms = np.sqrt((ds["W"].isel(instance=best).values ** 2).sum(0))
+    summary = {"loss": float(ds["loss"].values[best]), "represented": float((norms >= 0.5).sum()),
+               "dims_per_feature": float(dimensions_per_feature(ds["W"]).values[best])}
+    keep = ds[["W", "b", "loss"]].drop_vars([c for c in ds.coords if c not in ds.dims]).expand_dims(step=[config.steps])
+    run.append(xr.Dataset({k: v.astype("float64") for k, v in keep.data_vars.items()}), group="toy")
+    run.update_state(status="done", step=config.steps, summary=summary)
+    return run
