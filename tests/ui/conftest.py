@@ -159,11 +159,16 @@ def live_run(tmp_path):
     """Start ``workbench train modular --data DATA --steps N ...`` in the background.
 
     ``live_run(data, steps=3000, p=23, eval_every=10)`` returns the ``Popen``; extra keyword
-    options become ``--key value`` flags. Processes still running at teardown are terminated.
+    options become ``--key value`` flags. At teardown the processes are terminated and the runs
+    they created are deleted, so a session-wide data root (``ui_data``) is left as it was found.
     """
+    from workbench.store import RunStore
+
     procs: list[subprocess.Popen] = []
+    before: dict[Path, set[str]] = {}
 
     def _start(data: str | Path, steps: int = 3000, **options) -> subprocess.Popen:
+        before.setdefault(Path(data), set(RunStore(data).ids()))
         args = [WORKBENCH, "train", "modular", "--data", str(data), "--steps", str(steps), "--no-progress"]
         for key, value in options.items():
             args += [f"--{key.replace('_', '-')}", str(value)]
@@ -177,3 +182,7 @@ def live_run(tmp_path):
     yield _start
     for proc in procs:
         stop(proc)
+    for data, ids in before.items():
+        store = RunStore(data)
+        for run_id in set(store.ids()) - ids:
+            store.delete(run_id)
