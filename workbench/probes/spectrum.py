@@ -34,12 +34,15 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.linalg
 import torch
 import xarray as xr
+from threadpoolctl import threadpool_limits
 from torch import nn
 
 from workbench.probes.spectrum_fit import (
@@ -170,18 +173,46 @@ def layer_matrices(model: nn.Module, *, split_attention: bool = True) -> Iterato
             yield LayerMatrices(name, kind, _conv_slices(w), 0.5 if kind == "conv2d" else 1.0, fro2)
 
 
-def _gram_evals(mats: list[torch.Tensor], gram_dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+@contextmanager
+def _torch_threads(n: int) -> Iterator[None]:
+    """Temporarily run torch's CPU ops on ``n`` threads (restored afterwards)."""
+    old = torch.get_num_threads()
+    if n == old:
+        yield
+        return
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+def _gram_evals(mats: list[torch.Tensor], gram_dtype: torch.dtype, device: torch.device,
+                threads: int | None = None) -> torch.Tensor:
     """Eigenvalues (ascending, float64) of the smaller Gram matrix of each equally shaped matrix:
     the Gram product in ``gram_dtype``, its eigenvalues in float64, one batched call."""
+    threads = threads or torch.get_num_threads()
     w = torch.stack([m.to(device=device, dtype=gram_dtype) for m in mats])
-    g = (w.mT @ w if w.shape[-2] >= w.shape[-1] else w @ w.mT).to(torch.float64)
+    with _torch_threads(threads):  # the one op that gains from threads; the rest is BLAS-2 / tiny
+        g = (w.mT @ w if w.shape[-2] >= w.shape[-1] else w @ w.mT).to(torch.float64)
     if g.device.type != "cpu":
         return torch.linalg.eigvalsh(g)
-    # CPU: LAPACK through scipy (divide and conquer, values only); it respects threadpoolctl and
-    # stays fast under load, where torch's OpenMP eigvalsh degrades badly with >1 thread
+    # CPU: LAPACK syevd through scipy, one single-threaded call per matrix, matrices spread over
+    # torch's thread count (LAPACK releases the GIL). The tridiagonal reduction is BLAS-2 bound and
+    # scales poorly with BLAS threads (and collapses under load), so parallelise across matrices.
     g_np = g.numpy()
-    return torch.from_numpy(np.stack([scipy.linalg.eigh(x, eigvals_only=True, driver="evd", check_finite=False,
-                                                        overwrite_a=True) for x in g_np]))
+
+    def one(x: np.ndarray) -> np.ndarray:
+        return scipy.linalg.eigh(x, eigvals_only=True, driver="evd", check_finite=False, overwrite_a=True)
+
+    workers = min(len(g_np), threads)
+    with threadpool_limits(limits=1, user_api="blas"):
+        if workers > 1:
+            with ThreadPoolExecutor(workers) as pool:
+                evals = list(pool.map(one, g_np))
+        else:
+            evals = [one(x) for x in g_np]
+    return torch.from_numpy(np.stack(evals))
 
 
 def _exact_evals(lay: LayerMatrices, device: torch.device, svd: bool = False) -> torch.Tensor:
@@ -193,7 +224,8 @@ def _exact_evals(lay: LayerMatrices, device: torch.device, svd: bool = False) ->
 
 
 def _all_evals(layers: list[LayerMatrices], precision: str, device: torch.device,
-               max_batch_bytes: int = 256 << 20) -> tuple[list[torch.Tensor], list[bool]]:
+               max_batch_bytes: int = 256 << 20, threads: int | None = None,
+               ) -> tuple[list[torch.Tensor], list[bool]]:
     """ESD of each layer by the batched Gram route, matrices grouped by shape.
 
     ``precision="mixed"`` forms the Gram matrices in float32 and recomputes in float64 the layers
@@ -215,7 +247,7 @@ def _all_evals(layers: list[LayerMatrices], precision: str, device: torch.device
         per = max(1, max_batch_bytes // (int(np.prod(shape)) * (torch.finfo(dtype).bits // 8)))
         for k in range(0, len(members), per):
             chunk = members[k:k + per]
-            ev = _gram_evals([layers[li].mats[mi] for li, mi in chunk], dtype, device)
+            ev = _gram_evals([layers[li].mats[mi] for li, mi in chunk], dtype, device, threads)
             for (li, mi), e in zip(chunk, ev):
                 parts[li][mi] = e
     out, exact = [], []
@@ -326,8 +358,19 @@ def analyze(model: nn.Module, *, layers: Sequence[str] | None = None, min_evals:
     """
     _precision(precision)
     dev = torch.device(device)
+    threads = torch.get_num_threads()
+    # on CPU the fits and metrics are many small element-wise ops: one thread avoids OpenMP
+    # synchronisation (which collapses on a loaded machine); the Gram products and the eigen
+    # solves still use ``threads`` (see _gram_evals)
+    with _torch_threads(1 if dev.type == "cpu" else threads):
+        return _analyze(model, layers, min_evals, max_evals, max_N, precision, dev, mp_fit,
+                        keep_evals, split_attention, threads)
+
+
+def _analyze(model, layers, min_evals, max_evals, max_N, precision, dev, mp_fit, keep_evals,
+             split_attention, threads) -> xr.Dataset:
     lays = _select(model, layers, min_evals, max_evals, max_N, split_attention)
-    evals, exact = _all_evals(lays, precision, dev)
+    evals, exact = _all_evals(lays, precision, dev, threads=threads)
     n = len(lays)
     out = {k: np.full(n, np.nan) for k in (*METRICS, "tail_size", "sigma_mp", "mp_softrank")}
     _fit_into(out, evals, range(n))
