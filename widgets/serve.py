@@ -11,7 +11,7 @@ import importlib
 import importlib.util
 import socket
 import traceback
-from typing import Callable
+from collections.abc import Callable
 
 import panel as pn
 
@@ -48,7 +48,7 @@ def render_page(store: RunStore, slug: str, module: str) -> pn.viewable.Viewable
     """Import ``module`` and call its ``page(store)``; on failure, a pane showing the error."""
     try:
         return importlib.import_module(module).page(store)
-    except Exception:  # a broken page must not take the dashboard down: show why instead
+    except Exception:  # noqa: BLE001 - a broken page must not take the dashboard down: show why
         return pn.pane.Alert(f"**The {slug} page failed to load** (`{module}.page`):\n\n"
                              f"```\n{traceback.format_exc(limit=6)}\n```", alert_type="danger")
 

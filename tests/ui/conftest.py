@@ -172,10 +172,10 @@ def live_run(tmp_path):
         args = [WORKBENCH, "train", "modular", "--data", str(data), "--steps", str(steps), "--no-progress"]
         for key, value in options.items():
             args += [f"--{key.replace('_', '-')}", str(value)]
-        log = open(tmp_path / f"train-{len(procs)}.log", "wb")
-        proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=child_env(), cwd=REPO)
-        log.close()
-        proc.log_path = tmp_path / f"train-{len(procs)}.log"
+        log_path = tmp_path / f"train-{len(procs)}.log"
+        with open(log_path, "wb") as log:
+            proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=child_env(), cwd=REPO)
+        proc.log_path = log_path
         procs.append(proc)
         return proc
 

@@ -73,7 +73,7 @@ def test_metric_picker_and_log_x(store):
 
 def test_run_picker_switches_run(store):
     ex = run_explorer(store)  # a store opens its last run
-    other = [i for i in store.ids() if i != ex.run_picker.value][0]
+    other = next(i for i in store.ids() if i != ex.run_picker.value)
     ex.run_picker.value = other
     ds = store.open(other).metrics()
     np.testing.assert_allclose(by_name(ex.loss_fig)["train_loss"].y, ds.train_loss.values)

@@ -6,8 +6,16 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from widgets.apps.runs import (RunBrowser, config_json, is_live, page, pick_run, run_figures, run_table,
-                               status_line)
+from widgets.apps.runs import (
+    RunBrowser,
+    config_json,
+    is_live,
+    page,
+    pick_run,
+    run_figures,
+    run_table,
+    status_line,
+)
 from workbench.store import RunStore
 
 

@@ -8,8 +8,6 @@ on screen. The selected run is mirrored in the URL (``/runs?run=<id>``).
 """
 from __future__ import annotations
 
-import json
-
 import pandas as pd
 import panel as pn
 import param

@@ -9,7 +9,7 @@ import numpy as np
 import plotly.graph_objects as go
 import xarray as xr
 
-__all__ = ["loss_curves", "accuracy_curves", "metric_curves", "curve_variables"]
+__all__ = ["accuracy_curves", "curve_variables", "loss_curves", "metric_curves"]
 
 LOSS_VARS = ("train_loss", "test_loss")
 ACC_VARS = ("train_acc", "test_acc")
