@@ -136,7 +136,8 @@ def sweep_cmd(
                    n_workers=workers, progress=progress)
     except (ValueError, TypeError) as exc:
         _fail(str(exc))
-    typer.echo(ds[["steps_to_train_95", "steps_to_test_95", "final_test_acc", "action"]].to_dataframe().to_string())
+    hidden = {"seconds", "resumed_from", "final_step", "final_train_loss", "status"}
+    typer.echo(ds[[v for v in ds.data_vars if v not in hidden]].to_dataframe().to_string())
     if (ds.status == "failed").any():
         typer.echo(f"sweep_id: {ds.sweep_id}")
         raise typer.Exit(1)
