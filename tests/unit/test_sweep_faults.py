@@ -93,6 +93,10 @@ def test_killing_a_worker_mid_sweep_costs_only_its_run(tmp_path, client):
     assert store.ids() == sorted(p.run_id for p in points)  # every grid point exactly once
     assert_intact(store, victim, reference)
 
+    import torch
+
+    assert set(client.run(torch.get_num_threads).values()) == {1}  # workers pinned to one thread
+
 
 SCRIPT = """
 import sys
