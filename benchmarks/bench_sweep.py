@@ -26,8 +26,8 @@ from workbench.sweep import TASKS, plan, run_point, sweep
 def _grid_row(quick: bool, warm: bool = False) -> dict:
     n = 2 if quick else 3
     grid = {"wd": [0.1, 0.3, 1.0][:n], "frac": [0.3, 0.4, 0.5][:n]}
-    base = dict(p=23, d_embed=32, d_hidden=64, lr=3e-3, steps=60 if quick else 400, eval_every=10,
-                checkpoint_every=100, trajectory_every=0)
+    base = {"p": 23, "d_embed": 32, "d_hidden": 64, "lr": 3e-3, "steps": 60 if quick else 400, "eval_every": 10,
+                "checkpoint_every": 100, "trajectory_every": 0}
     _, points = plan("modular", grid, base)
     tmp = Path(tempfile.mkdtemp(prefix="bench_sweep_"))
     counter = iter(range(10**6))
@@ -68,7 +68,7 @@ def _overhead_row(quick: bool) -> dict:
 
     n = 8 if quick else 32
     grid = {"seed": list(range(n))}
-    base = dict(p=23, d_embed=8, d_hidden=8, steps=1, eval_every=1, checkpoint_every=1, trajectory_every=0)
+    base = {"p": 23, "d_embed": 8, "d_hidden": 8, "steps": 1, "eval_every": 1, "checkpoint_every": 1, "trajectory_every": 0}
     _, points = plan("modular", grid, base)
     tmp = Path(tempfile.mkdtemp(prefix="bench_sweep_overhead_"))
     try:

@@ -71,7 +71,7 @@ def accuracy_summary(run: Any) -> dict[str, float]:
     out = dict.fromkeys(ACCURACY_VARS, math.nan)
     try:
         m = run.metrics(group="train")
-    except Exception:  # a run killed before its first metrics flush has no group yet
+    except (RuntimeError, OSError):  # no readable metrics version (yet): nothing to summarise
         return out
     if "step" not in m.dims or m.sizes["step"] == 0:
         return out
@@ -480,12 +480,10 @@ def sweep(
         (checkpoint step, -1 if none), and strings ``run_id``, ``status`` (run status, or
         ``"failed"``), ``action`` (``trained``/``resumed``/``skipped``). Attrs: ``sweep_id``, ``task``.
     """
-    from distributed import as_completed
+    from distributed import Client, as_completed
     from tqdm.auto import tqdm
 
     from workbench.train import progress_enabled
-
-    from distributed import Client
 
     if scheduler is not None and not isinstance(scheduler, (str, Client)):
         raise TypeError(f"scheduler must be None, a scheduler address like 'tcp://host:8786' or a "
@@ -515,7 +513,7 @@ def sweep(
             point = futures[future]
             try:
                 cells[point.index] = future.result()
-            except Exception as exc:  # one bad cell must not lose the others
+            except Exception as exc:  # noqa: BLE001 - any task error: one bad cell must not lose the others
                 failures[point.run_id] = f"{type(exc).__name__}: {exc}"
                 cells[point.index] = {"run_id": point.run_id, "status": "failed", "action": "failed"}
             bar.update(1)

@@ -7,7 +7,15 @@ import subprocess
 import numpy as np
 import pytest
 
-from tests.ui.conftest import REPO, SERVER_TIMEOUT, WORKBENCH, child_env, free_port, stop, wait_for_http
+from tests.ui.conftest import (
+    REPO,
+    SERVER_TIMEOUT,
+    WORKBENCH,
+    child_env,
+    free_port,
+    stop,
+    wait_for_http,
+)
 from workbench.store import RunStore
 from workbench.sweep import sweep
 
@@ -34,25 +42,31 @@ def sweep_data(tmp_path_factory):
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None,
                       silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
         ds = sweep("modular", {"wd": [0.1, 1.0], "frac": [0.3, 0.6]},
-                   base=dict(p=23, d_embed=16, d_hidden=32, lr=1e-2, steps=60, eval_every=5,
-                             checkpoint_every=60, trajectory_every=0),
+                   base={"p": 23, "d_embed": 16, "d_hidden": 32, "lr": 1e-2, "steps": 60, "eval_every": 5,
+                             "checkpoint_every": 60, "trajectory_every": 0},
                    scheduler=client, data=root, progress=False)
     return root, ds
 
 
 def test_page_logic(sweep_data):
-    from widgets.apps.sweeps import SweepBrowser, cell_figures, run_id_from_click, sweep_figure, sweep_options
+    from widgets.apps.sweeps import (
+        SweepBrowser,
+        cell_figures,
+        run_id_from_click,
+        sweep_figure,
+        sweep_options,
+    )
 
     root, ds = sweep_data
     store = RunStore(root)
     assert sweep_options(store) == [ds.sweep_id]
-    fig, loaded = sweep_figure(store, ds.sweep_id, "final_train_acc")
+    fig, _ = sweep_figure(store, ds.sweep_id, "final_train_acc")
     heat = fig.data[0]
     np.testing.assert_array_equal(np.asarray(heat.z, dtype=float), ds.final_train_acc.transpose("wd", "frac").values)
     assert np.asarray(heat.customdata)[1, 0] == str(ds.run_id.sel(wd=1.0, frac=0.3).values)
     run_id = run_id_from_click({"points": [{"customdata": str(ds.run_id.values[0, 1])}]})
     assert run_id == str(ds.run_id.values[0, 1]) and run_id_from_click(None) is None
-    loss, acc = cell_figures(store, run_id)
+    _, acc = cell_figures(store, run_id)
     assert len(acc.data[0].x) == 13  # steps 0, 5, ..., 60
     browser = SweepBrowser(store)
     browser.run_id = run_id  # what a click does

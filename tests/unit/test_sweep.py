@@ -12,11 +12,21 @@ from typer.testing import CliRunner
 
 from workbench.modular_run import ModularConfig, train_modular
 from workbench.store import RunStore, run_id_for
-from workbench.sweep import (TASKS, available_tasks, list_sweeps, load_sweep, parse_grid, parse_overrides, plan,
-                             read_record, run_point, sweep)
+from workbench.sweep import (
+    TASKS,
+    available_tasks,
+    list_sweeps,
+    load_sweep,
+    parse_grid,
+    parse_overrides,
+    plan,
+    read_record,
+    run_point,
+    sweep,
+)
 
-BASE = dict(p=23, d_embed=16, d_hidden=32, lr=1e-2, steps=100, eval_every=5, checkpoint_every=25,
-            trajectory_every=0)
+BASE = {"p": 23, "d_embed": 16, "d_hidden": 32, "lr": 1e-2, "steps": 100, "eval_every": 5, "checkpoint_every": 25,
+            "trajectory_every": 0}
 GRID = {"wd": [0.1, 1.0], "frac": [0.3, 0.6]}
 
 
@@ -143,8 +153,8 @@ def test_cli_sweep_on_an_existing_scheduler(tmp_path, client):
 def test_grokking_task_when_available(tmp_path, client):
     if "grokking" not in available_tasks():
         pytest.skip("workbench.grokking is not available")
-    base = dict(p=23, d_model=16, n_heads=2, d_head=8, d_mlp=32, steps=20, eval_every=5, probe_every=10,
-                checkpoint_every=10, trajectory_every=0, probe_neurons=False)
+    base = {"p": 23, "d_model": 16, "n_heads": 2, "d_head": 8, "d_mlp": 32, "steps": 20, "eval_every": 5, "probe_every": 10,
+                "checkpoint_every": 10, "trajectory_every": 0, "probe_neurons": False}
     ds = sweep("grokking", {"optimizer": ["adamw", "grokfast-ema"]}, base=base, scheduler=client,
                data=tmp_path, progress=False)
     assert (ds.status == "done").all() and ds.run_id.str.startswith("grokking-").all()
@@ -157,7 +167,7 @@ def test_grokking_task_when_available(tmp_path, client):
 def test_superposition_task_reproduces_the_sparsity_transition(tmp_path, client):
     """Elhage et al. 2022 (n=5, m=2): dense features are not superposed (≈ 1 dimension per feature,
     fewer than 5 represented); sparse ones are (all 5 represented, well under 1 dimension each)."""
-    base = dict(steps=1500, batch_size=256, n_inits=3, lr=3e-3)
+    base = {"steps": 1500, "batch_size": 256, "n_inits": 3, "lr": 3e-3}
     ds = sweep("superposition", {"sparsity": [0.0, 0.95]}, base=base, scheduler=client, data=tmp_path,
                progress=False)
     assert (ds.status == "done").all()

@@ -16,8 +16,8 @@ from workbench.modular_run import ModularConfig, train_modular
 from workbench.store import RunStore
 from workbench.sweep import plan, sweep
 
-BASE = dict(p=23, d_embed=16, d_hidden=32, lr=1e-2, steps=100, eval_every=5, checkpoint_every=25,
-            trajectory_every=25)
+BASE = {"p": 23, "d_embed": 16, "d_hidden": 32, "lr": 1e-2, "steps": 100, "eval_every": 5, "checkpoint_every": 25,
+            "trajectory_every": 25}
 GRID = {"wd": [0.1, 1.0], "frac": [0.4, 0.6]}
 
 
