@@ -79,7 +79,7 @@ class GrokkingConfig:
         self.task()  # validates p (prime), op and frac now, not mid-run
 
     @classmethod
-    def from_dict(cls, d: dict) -> "GrokkingConfig":
+    def from_dict(cls, d: dict) -> GrokkingConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
@@ -106,7 +106,8 @@ class GrokkingConfig:
 
 
 def train_grokking(config: GrokkingConfig | dict, store: RunStore | str | os.PathLike | None = None, *,
-                   data: str | os.PathLike | None = None, resume: bool = True, progress: bool = True) -> Run:
+                   data: str | os.PathLike | None = None, resume: bool = True, progress: bool = True,
+                   probes: dict | None = None) -> Run:
     """Create (or resume) the run for ``config`` and train it to ``config.steps``.
 
     Parameters
@@ -114,6 +115,8 @@ def train_grokking(config: GrokkingConfig | dict, store: RunStore | str | os.Pat
     config : a :class:`GrokkingConfig` or a dict of its fields.
     store, data : a :class:`RunStore` or a run-root directory (``data`` is an alias); default
         :func:`workbench.store.default_root`.
+    probes : extra ``{name: (fn, every)}`` probes run beside the grokking probe (e.g. the spectrum
+        lens' ``make_spectrum_probe()``); they observe the run and do not change its id.
 
     Returns
     -------
@@ -135,7 +138,7 @@ def train_grokking(config: GrokkingConfig | dict, store: RunStore | str | os.Pat
     task = build_task(run.config["task"])
     probe = partial(grokking_probe, neurons=config.probe_neurons)
     fit(model, task, config.make_optimizer(model), config.steps, run=run,
-        probes={"grokking": (probe, config.probe_every)}, eval_every=config.eval_every,
+        probes={"grokking": (probe, config.probe_every), **(probes or {})}, eval_every=config.eval_every,
         checkpoint_every=config.checkpoint_every, trajectory_every=config.trajectory_every,
         batch_size=config.batch_size, lr_warmup=config.warmup, seed=config.seed, resume=resume,
         progress=progress)

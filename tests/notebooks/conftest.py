@@ -15,33 +15,36 @@ import pytest
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 
 
+def execute(name: str, tmp_path: Path, timeout: int = 300, **params) -> Path:
+    """Run ``notebooks/<name>.ipynb`` with ``quick=True`` into ``tmp_path``; return the output dir."""
+    import papermill as pm
+
+    source = NOTEBOOKS / (name if name.endswith(".ipynb") else f"{name}.ipynb")
+    if not source.exists():
+        raise FileNotFoundError(f"notebook {source} does not exist")
+    out_dir = tmp_path / source.stem
+    out_dir.mkdir()
+    env = {"TQDM_DISABLE": "1", "WORKBENCH_DATA": str(tmp_path / "runs"), "OMP_NUM_THREADS": "1"}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        pm.execute_notebook(
+            str(source), str(out_dir / source.name), kernel_name="python3", cwd=str(NOTEBOOKS),
+            parameters={"quick": True, "output_dir": str(out_dir), **params},
+            execution_timeout=timeout, progress_bar=False)
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return out_dir
+
+
 @pytest.fixture
 def run_notebook(tmp_path):
-    def _run(name: str, timeout: int = 300, **params) -> Path:
-        import papermill as pm
-
-        source = NOTEBOOKS / (name if name.endswith(".ipynb") else f"{name}.ipynb")
-        if not source.exists():
-            raise FileNotFoundError(f"notebook {source} does not exist")
-        out_dir = tmp_path / source.stem
-        out_dir.mkdir()
-        env = {"TQDM_DISABLE": "1", "WORKBENCH_DATA": str(tmp_path / "runs"), "OMP_NUM_THREADS": "1"}
-        old = {k: os.environ.get(k) for k in env}
-        os.environ.update(env)
-        try:
-            pm.execute_notebook(
-                str(source), str(out_dir / source.name), kernel_name="python3", cwd=str(NOTEBOOKS),
-                parameters={"quick": True, "output_dir": str(out_dir), **params},
-                execution_timeout=timeout, progress_bar=False)
-        finally:
-            for k, v in old.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
-        return out_dir
-
-    return _run
+    """``run_notebook(name, **params) -> output dir`` (function-scoped temp dir)."""
+    return lambda name, timeout=300, **params: execute(name, tmp_path, timeout, **params)
 
 
 def read_results(out_dir: Path) -> dict:
