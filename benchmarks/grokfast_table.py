@@ -89,8 +89,8 @@ def main(argv: list[str] | None = None) -> int:
             med = statistics.median(reached) if len(reached) == len(steps) else None
             rows.append((name, steps, med))
         base = rows[0][2]
-        lines = [f"### p={args.p}, op={args.op}, frac={frac}, wd={args.wd}, batch={args.batch_size or 'full'}, "
-                 f"seeds {args.seeds}, max {args.max_steps} steps, test acc checked every {args.eval_every}",
+        lines = [(f"### p={args.p}, op={args.op}, frac={frac}, wd={args.wd}, batch={args.batch_size or 'full'}, "
+                 f"seeds {args.seeds}, max {args.max_steps} steps, test acc checked every {args.eval_every}"),
                  "", f"Command: `{cmd}` ({time.strftime('%Y-%m-%d %H:%M')}, torch {torch.__version__})", "",
                  "| optimizer | steps to 95% test acc (per seed) | median | speed-up vs AdamW |", "|---|---|---|---|"]
         for name, steps, med in rows:

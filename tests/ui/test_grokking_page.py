@@ -6,14 +6,20 @@ import subprocess
 import pytest
 
 from tests.ui.conftest import WORKBENCH, child_env, free_port, stop, wait_for_http
-from tests.ui.test_runs_page import plot_points, wait_for_points
-from widgets.apps.grokking import GrokkingPage, grokking_runs, nearest_step, probe_steps, step_figures
+from tests.ui.test_runs_page import wait_for_points
+from widgets.apps.grokking import (
+    GrokkingPage,
+    grokking_runs,
+    nearest_step,
+    probe_steps,
+    step_figures,
+)
 from workbench.store import RunStore
 
 pytestmark = pytest.mark.ui
 
-TINY = dict(p=23, frac=0.5, d_model=32, d_head=8, d_mlp=64, steps=150, eval_every=5, probe_every=25,
-            checkpoint_every=100, trajectory_every=50)
+TINY = {"p": 23, "frac": 0.5, "d_model": 32, "d_head": 8, "d_mlp": 64, "steps": 150, "eval_every": 5, "probe_every": 25,
+            "checkpoint_every": 100, "trajectory_every": 50}
 
 
 @pytest.fixture(scope="module")

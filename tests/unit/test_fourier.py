@@ -10,9 +10,20 @@ import xarray as xr
 
 from workbench.models.mlp import MLP
 from workbench.models.transformer import Transformer
-from workbench.probes.fourier import (embedding_fourier_norms, excluded_loss, fourier_2d, fourier_basis, gini,
-                                      grokking_probe, key_frequencies, logit_fourier_2d, neuron_frequency_clusters,
-                                      neuron_logit_fourier_norms, restricted_loss, weight_norm)
+from workbench.probes.fourier import (
+    embedding_fourier_norms,
+    excluded_loss,
+    fourier_2d,
+    fourier_basis,
+    gini,
+    grokking_probe,
+    key_frequencies,
+    logit_fourier_2d,
+    neuron_frequency_clusters,
+    neuron_logit_fourier_norms,
+    restricted_loss,
+    weight_norm,
+)
 from workbench.probes.phases import detect_phases
 from workbench.tasks.modular import ModularTask
 

@@ -13,8 +13,8 @@ from workbench.store import RunStore
 # Small enough for ~1 min on 2 busy cores, still with a memorisation delay: p = 31, half the pairs,
 # a d_model = 64 transformer, lr 3e-3 and weight decay 3 (stronger decay → earlier grokking,
 # Power et al. 2022 Fig. 2 / Liu et al. 2022).
-QUICK = dict(p=31, frac=0.5, d_model=64, d_head=16, d_mlp=256, lr=3e-3, wd=3.0, steps=900, eval_every=10,
-             probe_every=25, checkpoint_every=300, trajectory_every=50)
+QUICK = {"p": 31, "frac": 0.5, "d_model": 64, "d_head": 16, "d_mlp": 256, "lr": 3e-3, "wd": 3.0, "steps": 900, "eval_every": 10,
+             "probe_every": 25, "checkpoint_every": 300, "trajectory_every": 50}
 
 
 @pytest.fixture(scope="module")

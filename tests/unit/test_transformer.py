@@ -103,9 +103,8 @@ def test_hooks_can_ablate_and_force_full_path():
     expected = (cache["blocks.0.hook_resid_mid"][:, -1] + model.blocks[0].mlp.b_out) @ model.W_U
     torch.testing.assert_close(ablated, expected, atol=1e-5, rtol=1e-5)
     assert model.can_use_fast(x)
-    with pytest.raises(ValueError, match="unknown hook"):
-        with model.hooks([("nope", lambda a, n: a)]):
-            pass
+    with pytest.raises(ValueError, match="unknown hook"), model.hooks([("nope", lambda a, n: a)]):
+        pass
 
 
 def test_registry_seed_and_errors():

@@ -16,8 +16,13 @@ import param
 import plotly.graph_objects as go
 import xarray as xr
 
-from widgets.plots.grokking import (fourier_spectrum, grokking_curves, logit_heatmap, neuron_clusters,
-                                    progress_measures)
+from widgets.plots.grokking import (
+    fourier_spectrum,
+    grokking_curves,
+    logit_heatmap,
+    neuron_clusters,
+    progress_measures,
+)
 from workbench.store import RunStore
 
 REFRESH_MS = 3000

@@ -11,8 +11,14 @@ import plotly.graph_objects as go
 import xarray as xr
 from plotly.subplots import make_subplots
 
-__all__ = ["grokking_curves", "fourier_spectrum", "neuron_clusters", "logit_heatmap", "progress_measures",
-           "grokfast_comparison"]
+__all__ = [
+    "fourier_spectrum",
+    "grokfast_comparison",
+    "grokking_curves",
+    "logit_heatmap",
+    "neuron_clusters",
+    "progress_measures",
+]
 
 PHASE_COLORS = {"memorization": "rgba(99,110,250,0.12)", "circuit_formation": "rgba(0,204,150,0.12)",
                 "cleanup": "rgba(239,85,59,0.12)"}

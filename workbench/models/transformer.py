@@ -133,8 +133,8 @@ class Transformer(nn.Module):
                  d_mlp: int = 512, n_layers: int = 1, n_ctx: int = 3, seed: int | None = None,
                  fast: bool = True):
         super().__init__()
-        for name, val in dict(p=p, d_model=d_model, n_heads=n_heads, d_head=d_head, d_mlp=d_mlp,
-                              n_layers=n_layers, n_ctx=n_ctx).items():
+        for name, val in {"p": p, "d_model": d_model, "n_heads": n_heads, "d_head": d_head, "d_mlp": d_mlp,
+                              "n_layers": n_layers, "n_ctx": n_ctx}.items():
             if not isinstance(val, int) or val < 1:
                 raise ValueError(f"{name} must be a positive int, got {val!r}")
         if p < 2:
@@ -247,7 +247,7 @@ class Transformer(nn.Module):
 
     # ------------------------------------------------------------------ hooks and caches
     @contextmanager
-    def hooks(self, fwd_hooks: Sequence[tuple[str, Callable]] = ()) -> Iterator["Transformer"]:
+    def hooks(self, fwd_hooks: Sequence[tuple[str, Callable]] = ()) -> Iterator[Transformer]:
         """Attach ``(hook_name, fn(activation, hook_name) -> activation | None)`` pairs for the block.
 
         Hooks are removed in ``finally`` (TransformerLens: "hooks are GLOBAL state"). While hooks
