@@ -219,3 +219,19 @@ def test_snapshot_gram_chunked_matches_reference():
         snapshot_gram(X)
     with pytest.raises(ValueError, match="backend"):
         snapshot_gram(torch.ones(3, 4), backend="triton")
+
+
+@needs_triton
+@pytest.mark.parametrize("variant", ["relu", "linear"])
+def test_toy_models_train_step_through_the_triton_kernel_matches_cpu(variant):
+    """The lens' own call site: ToyModels.loss_and_grad(backend="triton") == the CPU path, x = 0 term included."""
+
+    model = ToyModels(6, 5, 2, feature_probability=torch.linspace(0.05, 0.5, 6)[:, None].expand(6, 5),
+                      importance=0.9 ** torch.arange(5.0), variant=variant, seed=1)
+    x = model.generate_batch(16, torch.Generator().manual_seed(0), nonempty=True)
+    ref = model.loss_and_grad(x, nonempty=True)
+    ref_w, ref_b = model.W.grad.clone(), model.b.grad.clone()
+    got = model.loss_and_grad(x, nonempty=True, backend="triton")
+    torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(model.W.grad, ref_w, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(model.b.grad, ref_b, rtol=1e-5, atol=1e-6)

@@ -190,7 +190,7 @@ class ToyModels(nn.Module):
         return loss
 
     @torch.no_grad()
-    def loss_and_grad(self, x: torch.Tensor, *, nonempty: bool = False) -> torch.Tensor:
+    def loss_and_grad(self, x: torch.Tensor, *, nonempty: bool = False, backend: str = "auto") -> torch.Tensor:
         r"""Per-instance loss (I,) with the gradients of its sum written to ``W.grad``/``b.grad``.
 
         Hand-derived backward pass for the ``relu`` and ``linear`` variants (the ``abs`` variant
@@ -198,8 +198,10 @@ class ToyModels(nn.Module):
 
         .. math:: ∂L/∂b = Σ_b δ,\qquad ∂L/∂W = h δᵀ + (W δ) xᵀ .
 
-        It does the same arithmetic as autograd in about a third of the memory passes (in-place
-        element-wise work on the (I, B, F) tensors), which is what bounds CPU training speed.
+        On CUDA (or with ``backend="triton"``) the batch term comes from the fused Triton kernel
+        :func:`workbench.kernels.toy_loss_grad`; on the CPU from :meth:`_batch_loss_grad`, which does
+        the same arithmetic as autograd in about a third of the memory passes. With ``nonempty`` the
+        batch was drawn conditioned on x ≠ 0 and the exact x = 0 term is added (weight P(x = 0)).
         """
         if self.variant == "abs":
             with torch.enable_grad():
@@ -207,27 +209,39 @@ class ToyModels(nn.Module):
                 loss = self.loss_per_instance(x, nonempty=nonempty)
                 loss.sum().backward()
             return loss.detach()
+        if backend == "triton" or (backend == "auto" and self.W.is_cuda):
+            from workbench.kernels import toy_loss_grad
+
+            loss, grad_w, grad_b = toy_loss_grad(self.W.detach(), self.b.detach(), x, self.importance,
+                                                 variant=self.variant, backend=backend)
+        else:
+            loss, grad_w, grad_b = self._batch_loss_grad(x)
+        if nonempty:  # E[L] = (1 − p0) E[L | x ≠ 0] + p0 L(x = 0)
+            p0 = self.empty_probability()
+            keep = 1 - p0
+            loss, grad_w, grad_b = keep * loss, keep[:, None, None] * grad_w, keep[:, None] * grad_b
+            out0 = self.b if self.variant == "linear" else torch.relu(self.b)
+            loss = loss + p0 * (out0.detach().square() * self.importance).sum(-1)
+            grad_b = grad_b + (2 * p0)[:, None] * self.importance * out0.detach()
+        self.W.grad, self.b.grad = grad_w, grad_b
+        return loss
+
+    @torch.no_grad()
+    def _batch_loss_grad(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Batch loss (I,) and its gradients (W, b), hand-derived, element-wise work in place."""
         B = x.shape[1]
-        p0 = self.empty_probability() if nonempty else torch.zeros(self.n_instances, device=x.device)
-        scale = (1 - p0)[:, None] * (2.0 / B)                               # (I, 1)
         h = torch.bmm(x, self.W.transpose(1, 2))                            # (I, B, H)
         out = torch.baddbmm(self.b[:, None, :], h, self.W)                   # z (I, B, F)
         if self.variant == "relu":
             out.clamp_min_(0.0)                                             # x' = ReLU(z) in place
         e = out - x                                                         # e = x' − x
-        loss = (1 - p0) * (e.square().sum(1) * self.importance).sum(-1) / B  # (I,)
-        delta = e.mul_((self.importance * scale)[:, None, :])               # dL/dx'
+        loss = (e.square().sum(1) * self.importance).sum(-1) / B            # (I,)
+        delta = e.mul_(self.importance[:, None, :] * (2.0 / B))             # dL/dx'
         if self.variant == "relu":                                          # dL/dz: 0 where x' = 0
             delta = torch.ops.aten.threshold_backward(delta, out, 0.0)
-        self.b.grad = delta.sum(1)
-        if nonempty:                                                        # the exact x = 0 term
-            out0 = self.b if self.variant == "linear" else torch.relu(self.b)
-            loss += p0 * (out0.square() * self.importance).sum(-1)
-            self.b.grad += (2 * p0)[:, None] * self.importance * out0
         grad_w = torch.bmm(h.transpose(1, 2), delta)                        # via Wᵀ h: (I, H, F)
         grad_w.baddbmm_(torch.bmm(delta, self.W.transpose(1, 2)).transpose(1, 2), x)  # via h = W x
-        self.W.grad = grad_w
-        return loss
+        return loss, grad_w, delta.sum(1)
 
     def extra_repr(self) -> str:
         return (f"n_instances={self.n_instances}, n_features={self.n_features}, "
