@@ -15,7 +15,13 @@ import torch
 import xarray as xr
 from torch import nn
 
-from workbench.probes.spectrum import LayerMatrices, _select, analyze, layer_matrices
+from workbench.probes.spectrum import (
+    LayerMatrices,
+    _select,
+    _torch_threads,
+    analyze,
+    layer_matrices,
+)
 from workbench.probes.spectrum_fit import effective_rank
 
 __all__ = ["delta_rank", "make_spectrum_probe", "spectrum_probe"]
@@ -55,6 +61,11 @@ def delta_rank(model: nn.Module, init_state: Mapping[str, torch.Tensor] | nn.Mod
     xr.Dataset (layer): ``delta_stable_rank`` = ||dW||_F² / ||dW||_2², ``delta_effective_rank``
     (Roy & Vetterli 2007), ``delta_rel_norm`` = ||dW||_F / ||W_0||_F.
     """
+    with _torch_threads(1):  # small float64 SVDs: OpenMP threads only add synchronisation
+        return _delta_rank(model, init_state, min_evals, split_attention)
+
+
+def _delta_rank(model: nn.Module, init_state, min_evals: int, split_attention: bool) -> xr.Dataset:
     lays = _select(model, None, min_evals, 10**9, 10**9, split_attention)
     lays0 = _init_layers(model, init_state, split_attention)
     rows = {"delta_stable_rank": [], "delta_effective_rank": [], "delta_rel_norm": []}
