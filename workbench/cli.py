@@ -114,6 +114,38 @@ def train_grokking_cmd(
     _report(run)
 
 
+@train_app.command("superposition")
+def train_superposition_cmd(
+    features: Annotated[int, typer.Option(help="Number of features n.")] = 5,
+    hidden: Annotated[int, typer.Option(help="Hidden dimensions m.")] = 2,
+    sparsity: Annotated[str, typer.Option(help="Comma-separated sparsities S in [0, 1), trained in one batch.")] = "0,0.7,0.9,0.97,0.99,0.997",
+    importance_decay: Annotated[float, typer.Option(help="Feature importance I_i = decay**i.")] = 0.9,
+    inits: Annotated[int, typer.Option(help="Random inits per sparsity (the lowest loss is summarised).")] = 4,
+    variant: Annotated[str, typer.Option(help="relu | linear | abs")] = "relu",
+    steps: int = 5000,
+    batch_size: int = 1024,
+    lr: float = 1e-3,
+    seed: int = 0,
+    data: DataOpt = None,
+    progress: ProgressOpt = True,
+) -> None:
+    """Train a grid of toy models of superposition (Elhage et al. 2022) in one batch."""
+    from workbench.toy_run import ToyRunConfig, train_toy_run
+
+    try:
+        values = [float(v) for v in sparsity.split(",") if v.strip()]
+        config = ToyRunConfig(n_features=features, n_hidden=hidden, sparsity=values, importance_decay=importance_decay,
+                              n_inits=inits, steps=steps, batch_size=batch_size, lr=lr, seed=seed, variant=variant)
+        run = train_toy_run(config, _store(data), progress=progress)
+    except ValueError as exc:
+        _fail(str(exc))
+    summary = run.state["summary"]
+    for s, rep, dpf in zip(values, *(summary[k] if isinstance(summary[k], list) else [summary[k]]
+                                      for k in ("represented", "dims_per_feature"))):
+        typer.echo(f"S={s:<6g} represented features {rep:.0f}/{features}, dimensions per feature {dpf:.3f}")
+    typer.echo(f"run_id: {run.id}")
+
+
 @app.command("sweep")
 def sweep_cmd(
     task: Annotated[str, typer.Argument(help="Sweep task: modular, grokking (when installed), ...")],

@@ -44,3 +44,20 @@ def test_train_prints_run_id_last_and_runs_commands_work(tmp_path):
     assert missing.exit_code == 2 and "workbench runs list" in missing.output
     assert runner.invoke(app, ["runs", "delete", run_id, "--yes", "--data", str(tmp_path)]).exit_code == 0
     assert "no runs yet" in runner.invoke(app, ["runs", "list", "--data", str(tmp_path)]).output
+
+
+def test_train_superposition_grid_reproduces_dense_vs_sparse(tmp_path):
+    """Elhage et al. 2022: dense features → the top m=2 of n=5 get dedicated dimensions; sparse → all 5 in superposition."""
+    result = runner.invoke(app, ["train", "superposition", "--sparsity", "0,0.99", "--steps", "3000", "--inits", "3",
+                                 "--batch-size", "512", "--lr", "3e-3", "--data", str(tmp_path), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.strip().splitlines()
+    assert "represented features 2/5" in lines[0]
+    assert "represented features 5/5" in lines[1]
+    run_id = lines[-1].removeprefix("run_id: ")
+    from workbench.store import RunStore
+    run = RunStore(tmp_path).open(run_id)
+    W = run.metrics("toy").W
+    assert W.sizes["instance"] == 6 and W.sizes["hidden"] == 2 and W.sizes["feature"] == 5
+    bad = runner.invoke(app, ["train", "superposition", "--sparsity", "0,1.5", "--data", str(tmp_path)])
+    assert bad.exit_code == 2 and "sparsity must be < 1.0" in bad.output

@@ -50,7 +50,6 @@ from workbench.probes.spectrum_fit import (
     effective_rank,
     fit_power_law,
     mp_spikes,
-    power_law_batch,
 )
 from workbench.validation import as_tensor, check_finite
 
@@ -412,14 +411,16 @@ def _analyze(model, layers, min_evals, max_evals, max_N, precision, dev, mp_fit,
 
 
 def _fit_into(out: dict[str, np.ndarray], evals: list[torch.Tensor], which) -> None:
-    """Power-law fits of layers ``which``, batched over layers with equally many eigenvalues."""
-    by_len: dict[int, list[int]] = defaultdict(list)
-    for i in which:
-        by_len[evals[i].numel()].append(i)
-    for idx in by_len.values():
-        res = power_law_batch(torch.stack([evals[i] for i in idx]))
-        for k in ("alpha", "xmin", "ks_distance", "tail_size"):
-            out[k][idx] = res[k].cpu().numpy()
+    """Power-law fits of layers ``which`` through :func:`workbench.kernels.power_law_fit`: one Triton
+    launch for all layers on CUDA, the batched torch reference (grouped by length) on the CPU."""
+    from workbench.kernels import power_law_fit  # lazy: the kernel's reference imports spectrum_fit
+
+    idx = list(which)
+    if not idx:
+        return
+    res = power_law_fit([evals[i] for i in idx], thresh=EVALS_THRESH)
+    for k in ("alpha", "xmin", "ks_distance", "tail_size"):
+        out[k][idx] = res[k].cpu().numpy()
 
 
 def layer_esds(model: nn.Module, layers: Sequence[str] | None = None, **kwargs) -> xr.Dataset:
