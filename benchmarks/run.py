@@ -18,6 +18,8 @@ import torch
 from threadpoolctl import threadpool_info, threadpool_limits
 
 RESULTS = Path(__file__).parent / "results"
+README = Path(__file__).parent.parent / "README.md"
+MARKERS = ("<!-- bench:start -->", "<!-- bench:end -->")
 
 
 def device_name() -> str:
@@ -38,6 +40,16 @@ def to_markdown(rows: list[dict], header: str) -> str:
                      f"{r['t_candidate_s']:.4g} | {r['t_reference_s']:.4g} | **{r['ratio']:.2f}x** | {r['loadavg_1m']:.2f} |")
     notes = [f"- {r['benchmark']}: {r['notes']}" for r in rows if r.get("notes")]
     return "\n".join(lines + ([""] + notes if notes else [])) + "\n"
+
+
+def update_readme(table: str, readme: Path = README) -> bool:
+    """Replace the README's Performance table (between ``MARKERS``) with ``table``; False if no markers."""
+    text = readme.read_text()
+    start, end = text.find(MARKERS[0]), text.find(MARKERS[1])
+    if start < 0 or end < start:
+        return False
+    readme.write_text(text[: start + len(MARKERS[0])] + "\n" + table + text[end:])
+    return True
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -81,8 +93,11 @@ def main(argv: list[str] | None = None) -> int:
     rows = sorted(existing.values(), key=lambda r: (r["module"], r["benchmark"]))
     path.write_text(json.dumps({"info": info, "rows": rows}, indent=1, default=str))
     header = f"## Benchmarks on {device} ({info['date']}, torch {info['torch']}, {args.threads} threads)"
-    (RESULTS / f"{stem}.md").write_text(to_markdown(rows, header))
-    print(to_markdown(rows, header))
+    table = to_markdown(rows, header)
+    (RESULTS / f"{stem}.md").write_text(table)
+    if not args.quick and update_readme(table):
+        print(f"[bench] README.md Performance section updated from {stem}.md")
+    print(table)
     return 0
 
 
