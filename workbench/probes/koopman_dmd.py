@@ -25,7 +25,7 @@ from workbench.probes.koopman_linalg import (
     svd_from_gram,
     svd_randomized,
 )
-from workbench.validation import as_tensor, check_finite, check_range
+from workbench.validation import as_tensor, check_range
 
 _METHODS = ("auto", "svd", "gram", "randomized")
 
@@ -37,23 +37,8 @@ def _order(eigs: torch.Tensor) -> torch.Tensor:
 
 
 def as_snapshots(x, name: str, device: torch.device, ndim: int | tuple[int, ...] = 2) -> torch.Tensor:
-    """``as_tensor`` with a fast finiteness check for large snapshot matrices.
-
-    Type, dimension and complex checks run through :func:`as_tensor` on the first row; finiteness is
-    checked with one reduction (``sum`` is NaN/Inf iff an entry is, barring overflow) and only on
-    failure with the element-wise :func:`check_finite`, which names the first bad index. (Element-wise
-    ``torch.isfinite`` costs as much as the whole Gram-route DMD on CPU.)
-    """
-    arr = x if isinstance(x, torch.Tensor) else np.asarray(x)
-    dims = (ndim,) if isinstance(ndim, int) else ndim
-    if arr.ndim not in dims or arr.shape[0] == 0 or arr.dtype == object:
-        return as_tensor(x, name, ndim=ndim, dtype=torch.float64, device=device)
-    as_tensor(arr[:1], name, ndim=ndim, dtype=torch.float64)
-    t = (arr.detach() if isinstance(arr, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(arr)))
-    t = t.to(device=device, dtype=torch.float64)
-    if not bool(torch.isfinite(t.sum())):
-        check_finite(t, name)
-    return t
+    """Snapshot matrix as a float64 tensor on ``device``, validated by :func:`as_tensor`."""
+    return as_tensor(x, name, ndim=ndim, dtype=torch.float64, device=device)
 
 
 def gram(A: torch.Tensor) -> torch.Tensor:
