@@ -24,6 +24,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -116,13 +118,13 @@ def ui_run_id(ui_data) -> str:
     return RunStore(ui_data).ids()[0]
 
 
-@pytest.fixture(scope="session")
-def server(ui_data, tmp_path_factory):
-    """Base URL of ``workbench serve --data <ui_data>`` on a free port of 127.0.0.1."""
+@contextmanager
+def serving(data: Path, log_dir: Path) -> Iterator[str]:
+    """``workbench serve --data <data>`` on a free port of 127.0.0.1: yields its base URL, then stops it."""
     port = free_port()
-    log = tmp_path_factory.mktemp("server") / "serve.log"
+    log = log_dir / "serve.log"
     with open(log, "wb") as out:
-        proc = subprocess.Popen([WORKBENCH, "serve", "--data", str(ui_data), "--port", str(port), "--no-show"],
+        proc = subprocess.Popen([WORKBENCH, "serve", "--data", str(data), "--port", str(port), "--no-show"],
                                 stdout=out, stderr=subprocess.STDOUT, env=child_env(), cwd=REPO)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -130,6 +132,13 @@ def server(ui_data, tmp_path_factory):
         yield url
     finally:
         stop(proc)
+
+
+@pytest.fixture(scope="session")
+def server(ui_data, tmp_path_factory):
+    """Base URL of ``workbench serve --data <ui_data>`` on a free port of 127.0.0.1."""
+    with serving(ui_data, tmp_path_factory.mktemp("server")) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

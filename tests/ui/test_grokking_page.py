@@ -1,11 +1,9 @@
 """The grokking page: plain page logic, then the real page in headless Chromium."""
 from __future__ import annotations
 
-import subprocess
-
 import pytest
 
-from tests.ui.conftest import WORKBENCH, child_env, free_port, stop, wait_for_http
+from tests.ui.conftest import serving
 from tests.ui.test_runs_page import wait_for_points
 from widgets.apps.grokking import (
     GrokkingPage,
@@ -54,19 +52,10 @@ def test_page_logic_without_browser(grok_data):
 
 def test_grokking_page_in_browser(grok_data, browser_page, tmp_path):
     root, run_id = grok_data
-    port = free_port()
-    log = tmp_path / "serve.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([WORKBENCH, "serve", "--data", str(root), "--port", str(port), "--no-show"],
-                                stdout=out, stderr=subprocess.STDOUT, env=child_env())
-    try:
-        url = f"http://127.0.0.1:{port}"
-        wait_for_http(url + "/", proc, 60, log)
+    with serving(root, tmp_path) as url:
         page = browser_page
         page.goto(url + "/grokking")
         n_steps = RunStore(root).open(run_id).metrics()["train_loss"].notnull().sum().item()
         points = wait_for_points(page, lambda p: p.get("embed_norm", 0) == 12 and p.get("test loss", 0) >= n_steps)
         assert points["restricted loss"] == 7  # one point per probe step (0, 25, ..., 150)
         assert not page.errors
-    finally:
-        stop(proc)

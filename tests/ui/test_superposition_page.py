@@ -1,12 +1,10 @@
 """The superposition page: plain page logic, then the real page in headless Chromium."""
 from __future__ import annotations
 
-import subprocess
-
 import numpy as np
 import pytest
 
-from tests.ui.conftest import WORKBENCH, child_env, free_port, stop, wait_for_http
+from tests.ui.conftest import serving
 from tests.ui.test_runs_page import wait_for_points
 from widgets.apps import superposition as app
 from workbench.store import RunStore
@@ -46,14 +44,7 @@ def test_page_logic_without_browser(sup_root):
 
 
 def test_superposition_page_in_browser(sup_root, browser_page, tmp_path):
-    port = free_port()
-    log = tmp_path / "serve.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([WORKBENCH, "serve", "--data", str(sup_root), "--port", str(port), "--no-show"],
-                                stdout=out, stderr=subprocess.STDOUT, env=child_env())
-    try:
-        url = f"http://127.0.0.1:{port}"
-        wait_for_http(url + "/", proc, 60, log)
+    with serving(sup_root, tmp_path) as url:
         page = browser_page
         page.goto(url + "/superposition")
         # live training finishes (bias bars of the S=0 model drawn) and the phase diagram loads
@@ -62,5 +53,3 @@ def test_superposition_page_in_browser(sup_root, browser_page, tmp_path):
                                  and p.get("features S=0", 0) == 5, timeout=90)  # m = 2 polygon
         assert points["dims per feature m/‖W‖²_F"] == 5           # one per sparsity level
         assert not page.errors
-    finally:
-        stop(proc)

@@ -2,20 +2,11 @@
 from __future__ import annotations
 
 import logging
-import subprocess
 
 import numpy as np
 import pytest
 
-from tests.ui.conftest import (
-    REPO,
-    SERVER_TIMEOUT,
-    WORKBENCH,
-    child_env,
-    free_port,
-    stop,
-    wait_for_http,
-)
+from tests.ui.conftest import serving
 from workbench.store import RunStore
 from workbench.sweep import sweep
 
@@ -75,13 +66,7 @@ def test_page_logic(sweep_data):
 
 def test_sweeps_page_shows_the_phase_diagram(sweep_data, browser_page, tmp_path):
     root, ds = sweep_data
-    port, log = free_port(), tmp_path / "serve.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([WORKBENCH, "serve", "--data", str(root), "--port", str(port), "--no-show"],
-                                stdout=out, stderr=subprocess.STDOUT, env=child_env(), cwd=REPO)
-    try:
-        url = f"http://127.0.0.1:{port}"
-        wait_for_http(url + "/", proc, SERVER_TIMEOUT, log)
+    with serving(root, tmp_path) as url:
         page = browser_page
         page.goto(url + "/sweeps")
         heatmaps = []
@@ -96,5 +81,3 @@ def test_sweeps_page_shows_the_phase_diagram(sweep_data, browser_page, tmp_path)
         assert sorted(np.ravel(heatmaps[0]["customdata"])) == sorted(ds.run_id.values.ravel())
         assert page.get_by_text(ds.sweep_id).count() >= 1
         assert not page.errors, page.errors
-    finally:
-        stop(proc)
