@@ -223,7 +223,7 @@ def serve(
 
 
 @app.command()
-def demo(data: DataOpt = None, steps: int = 2000, progress: ProgressOpt = True) -> None:
+def demo(data: DataOpt = None, steps: int = 2500, progress: ProgressOpt = True) -> None:
     """Train the embedded default run (MLP on a+b mod 97) and print a summary."""
     from workbench.modular_run import ModularConfig, train_modular
 
@@ -237,7 +237,8 @@ def demo(data: DataOpt = None, steps: int = 2000, progress: ProgressOpt = True) 
     grok = m.step.where(m.test_acc >= 0.95, drop=True)
     typer.echo(f"train accuracy {float(m.train_acc[-1]):.3f}, test accuracy {float(m.test_acc[-1]):.3f}")
     typer.echo(f"100% train accuracy first at step {int(full[0]) if full.size else 'never'}; "
-               f"95% test accuracy first at step {int(grok[0]) if grok.size else 'not within the run'}")
+               + (f"95% test accuracy (grokking) first at step {int(grok[0])}" if grok.size
+                  else "95% test accuracy not reached within the run"))
     typer.echo(f"checkpoints at steps {run.checkpoint_steps()} in {run.path}")
     typer.echo(f"open the dashboard: workbench serve --data {store.root}   (or: make serve)")
     typer.echo(f"run_id: {run.id}")
