@@ -20,9 +20,13 @@ from dataclasses import dataclass
 
 import scipy.linalg
 import torch
+from threadpoolctl import ThreadpoolController
 
 RankLike = int | float | str | None
 _EPS = torch.finfo(torch.float64).eps
+
+
+_BLAS = ThreadpoolController()  # introspected once; limiting threads per call is then cheap
 
 
 def gavish_donoho_rank(s: torch.Tensor, shape: tuple[int, int]) -> int:
@@ -105,7 +109,10 @@ def svd_from_gram(gram: torch.Tensor, shape: tuple[int, int], rank: RankLike) ->
     tol = (max(m, 1) * _EPS) ** 0.5 * 10
     if isinstance(rank, int) and not isinstance(rank, bool) and 1 <= rank < m and gram.device.type == "cpu":
         # an int rank needs only the top eigenpairs: LAPACK ?syevx on that subset skips most of the back-transform
-        evals, evecs = scipy.linalg.eigh(gram.numpy(), subset_by_index=[m - rank, m - 1], driver="evx")
+        # one BLAS thread: the (time × time) problem is small, and right after the torch/numpy work on
+        # the snapshots a multi-threaded LAPACK call here ran ~10x slower than alone (thread contention)
+        with _BLAS.limit(limits=1, user_api="blas"):
+            evals, evecs = scipy.linalg.eigh(gram.numpy(), subset_by_index=[m - rank, m - 1], driver="evr")
         s = torch.from_numpy(evals[::-1].copy()).clamp_min(0).sqrt()
         if numerical_rank(s, tol) == rank:
             return TruncatedSVD(None, s, torch.from_numpy(evecs[:, ::-1].copy()))
