@@ -16,6 +16,7 @@ import param
 import plotly.graph_objects as go
 import xarray as xr
 
+from widgets.apps import require_store
 from widgets.plots.grokking import (
     fourier_spectrum,
     grokking_curves,
@@ -103,9 +104,7 @@ class GrokkingPage(pn.viewable.Viewer):
     step = param.Integer(default=0, bounds=(0, 1), doc="Probe step")
 
     def __init__(self, store: RunStore, **params):
-        if not isinstance(store, RunStore):
-            raise TypeError(f"store must be a workbench.store.RunStore, got {type(store).__name__}")
-        self.store = store
+        self.store = require_store(store)
         super().__init__(**params)
         self._ds: xr.Dataset | None = None
         self._steps: list[int] = []

@@ -17,6 +17,7 @@ import param
 import plotly.graph_objects as go
 import xarray as xr
 
+from widgets.apps import require_store
 from widgets.plots.koopman import koopman_eigenvalues, koopman_modes, koopman_window_spectra
 from workbench.probes.koopman import DMD, HankelDMD, trajectory_spectrum
 from workbench.store import RunStore
@@ -93,9 +94,7 @@ class KoopmanPage(pn.viewable.Viewer):
     window_index = param.Integer(default=-1, bounds=(-1, 1000), doc="Which window to show (-1 = last)")
 
     def __init__(self, store: RunStore, *, background: bool = True, **params):
-        if not isinstance(store, RunStore):
-            raise TypeError(f"store must be a workbench.store.RunStore, got {type(store).__name__}")
-        self.store, self.background = store, background
+        self.store, self.background = require_store(store), background
         super().__init__(**params)
         self._status = pn.pane.Markdown("", sizing_mode="stretch_width")
         self._panes = {k: pn.pane.Plotly(None, height=h, sizing_mode="stretch_width", name=k)

@@ -12,6 +12,7 @@ import pandas as pd
 import panel as pn
 import param
 
+from widgets.apps import require_store
 from widgets.plots.training import accuracy_curves, loss_curves
 from workbench.store import Run, RunNotFoundError, RunStore
 
@@ -76,9 +77,7 @@ class RunBrowser(pn.viewable.Viewer):
     log_x = param.Boolean(default=False, doc="Logarithmic step axis")
 
     def __init__(self, store: RunStore, **params):
-        if not isinstance(store, RunStore):
-            raise TypeError(f"store must be a workbench.store.RunStore, got {type(store).__name__}")
-        self.store = store
+        self.store = require_store(store)
         super().__init__(**params)
         self._table = pn.widgets.Tabulator(pd.DataFrame(columns=TABLE_COLUMNS), selectable=1, disabled=True,
                                            show_index=False, max_height=200, sizing_mode="stretch_width",

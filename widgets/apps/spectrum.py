@@ -20,6 +20,7 @@ import plotly.graph_objects as go
 import xarray as xr
 from torch import nn
 
+from widgets.apps import require_store
 from widgets.plots.spectrum import alpha_by_layer, esd_plot, metric_table, spectrum_over_training
 from workbench.probes.spectrum import analyze
 from workbench.store import RunStore
@@ -91,9 +92,7 @@ class SpectrumPage(pn.viewable.Viewer):
     layers = param.ListSelector(default=[], objects=[], doc="Layers to show ESDs for")
 
     def __init__(self, store: RunStore, **params):
-        if not isinstance(store, RunStore):
-            raise TypeError(f"store must be a workbench.store.RunStore, got {type(store).__name__}")
-        self.store = store
+        self.store = require_store(store)
         super().__init__(**params)
         self._ds: xr.Dataset | None = None
         self._version, self._shown = 0, -1

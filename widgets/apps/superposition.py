@@ -21,6 +21,7 @@ import param
 import plotly.graph_objects as go
 import xarray as xr
 
+from widgets.apps import require_store
 from widgets.plots.superposition import (
     dimensionality_scatter,
     feature_directions,
@@ -87,9 +88,7 @@ class SuperpositionPage(pn.viewable.Viewer):
     steps = param.Integer(default=2000, bounds=(100, 10000), step=100, doc="Training steps")
 
     def __init__(self, store: RunStore, **params):
-        if not isinstance(store, RunStore):
-            raise TypeError(f"store must be a workbench.store.RunStore, got {type(store).__name__}")
-        self.store = store
+        self.store = require_store(store)
         super().__init__(**params)
         self._progress = pn.indicators.Progress(value=0, max=100, width=300)
         self._status = pn.pane.Markdown("", sizing_mode="stretch_width")
