@@ -11,6 +11,8 @@ import plotly.graph_objects as go
 import xarray as xr
 from plotly.subplots import make_subplots
 
+from widgets.plots._checks import require_vars
+
 __all__ = [
     "koopman_distance_matrix",
     "koopman_eigenvalues",
@@ -21,14 +23,6 @@ __all__ = [
 ]
 
 _CIRCLE = np.exp(1j * np.linspace(0, 2 * np.pi, 361))
-
-
-def _need(ds, names: tuple[str, ...], what: str) -> None:
-    if not isinstance(ds, xr.Dataset):
-        raise TypeError(f"ds must be an xarray.Dataset ({what}), got {type(ds).__name__}")
-    missing = [n for n in names if n not in ds.variables]
-    if missing:
-        raise ValueError(f"ds lacks {missing} ({what})")
 
 
 def _unit_circle(fig: go.Figure, **kw) -> None:
@@ -49,7 +43,7 @@ def koopman_eigenvalues(ds: xr.Dataset, *, reference=None, title: str = "Koopman
     ``ds``: an estimator's ``to_dataset()`` or one window of ``trajectory_spectrum``; a Dataset with a
     ``window`` dim is pooled over windows. ``reference``: optional true eigenvalues (open circles).
     """
-    _need(ds, ("eig_real", "eig_imag"), "DMD.to_dataset() or trajectory_spectrum()")
+    require_vars(ds, ("eig_real", "eig_imag"), "DMD.to_dataset() or trajectory_spectrum()")
     re, im = ds["eig_real"].values.ravel(), ds["eig_imag"].values.ravel()
     ok = np.isfinite(re) & np.isfinite(im)
     fig = go.Figure()
@@ -87,7 +81,7 @@ def koopman_pseudospectrum(ps: xr.DataArray, ds: xr.Dataset | None = None, *, le
         colorbar={"title": "log₁₀ τ(z)"}, name="τ(z)"))
     _unit_circle(fig)
     if ds is not None:
-        _need(ds, ("eig_real", "eig_imag"), "eigenvalues to overlay")
+        require_vars(ds, ("eig_real", "eig_imag"), "eigenvalues to overlay")
         fig.add_trace(go.Scatter(x=ds["eig_real"].values.ravel(), y=ds["eig_imag"].values.ravel(), mode="markers",
                                  name="EDMD eigenvalues", marker={"color": "red", "size": 6}))
     return _square(fig, title)
@@ -95,7 +89,7 @@ def koopman_pseudospectrum(ps: xr.DataArray, ds: xr.Dataset | None = None, *, le
 
 def koopman_window_spectra(ds: xr.Dataset, *, title: str = "Koopman spectrum over training") -> go.Figure:
     """Per-window spectra: |λ| and arg λ against the window's last step, coloured by residual."""
-    _need(ds, ("eig_real", "eig_imag", "step_end"), "trajectory_spectrum()")
+    require_vars(ds, ("eig_real", "eig_imag", "step_end"), "trajectory_spectrum()")
     lam = ds["eig_real"].values + 1j * ds["eig_imag"].values  # (window, eig)
     steps = np.broadcast_to(ds["step_end"].values[:, None], lam.shape)
     ok = np.isfinite(lam)
@@ -127,7 +121,7 @@ def koopman_distance_matrix(D: xr.DataArray, *, title: str = "Koopman distance b
 def koopman_forecast(ds: xr.Dataset, loss: str = "train_loss", *, title: str = "Koopman weight forecast") -> go.Figure:
     """Loss of forecast vs actually trained weights over the horizon, with the loss at ``from_step``."""
     names = (f"{loss}_predicted", f"{loss}_actual")
-    _need(ds, names, "forecast()")
+    require_vars(ds, names, "forecast()")
     fig = make_subplots(rows=1, cols=2, subplot_titles=(loss, "relative weight error"))
     fig.add_trace(go.Scatter(x=ds.step.values, y=ds[names[0]].values, name="Koopman forecast", mode="lines+markers"), 1, 1)
     fig.add_trace(go.Scatter(x=ds.step.values, y=ds[names[1]].values, name="trained", mode="lines+markers"), 1, 1)
@@ -141,7 +135,7 @@ def koopman_forecast(ds: xr.Dataset, loss: str = "train_loss", *, title: str = "
 
 def koopman_modes(ds: xr.Dataset, n: int = 4, *, title: str = "Koopman modes (|φ|)") -> go.Figure:
     """Magnitude of the ``n`` largest-amplitude modes over features (from ``to_dataset()``)."""
-    _need(ds, ("mode_real", "mode_imag", "amplitude"), "DMD.to_dataset()")
+    require_vars(ds, ("mode_real", "mode_imag", "amplitude"), "DMD.to_dataset()")
     order = np.argsort(-ds["amplitude"].values)[:n]
     fig = go.Figure()
     for k in order:

@@ -10,19 +10,12 @@ import numpy as np
 import plotly.graph_objects as go
 import xarray as xr
 
+from widgets.plots._checks import require_vars
 from workbench.probes.spectrum_fit import mp_density
 
 from .grokking import _shade
 
 __all__ = ["alpha_by_layer", "esd_plot", "metric_table", "spectrum_over_training"]
-
-
-def _need(ds: xr.Dataset, names: tuple[str, ...], what: str) -> None:
-    if not isinstance(ds, xr.Dataset):
-        raise TypeError(f"ds must be an xarray.Dataset ({what}), got {type(ds).__name__}")
-    missing = [n for n in names if n not in ds.variables]
-    if missing:
-        raise ValueError(f"ds lacks {missing} ({what})")
 
 
 def esd_plot(ds: xr.Dataset, layer: str, *, bins: int = 60, mp: bool = True) -> go.Figure:
@@ -33,7 +26,7 @@ def esd_plot(ds: xr.Dataset, layer: str, *, bins: int = 60, mp: bool = True) -> 
     fitted sigma_mp, drawn in the layer's eigenvalue units (the fit is on eigenvalues rescaled to
     unit mean, x' = x n / sum(lambda)).
     """
-    _need(ds, ("eigenvalues", "alpha", "xmin"), "analyze(..., keep_evals=True)")
+    require_vars(ds, ("eigenvalues", "alpha", "xmin"), "analyze(..., keep_evals=True)")
     row = ds.sel(layer=layer)
     ev = row["eigenvalues"].values
     ev = ev[np.isfinite(ev) & (ev > 0)]
@@ -66,7 +59,7 @@ def alpha_by_layer(ds: xr.Dataset, reference: xr.DataArray | None = None, *, var
                    reference_name: str = "WeightWatcher") -> go.Figure:
     """``var`` per layer (in model order); optionally a reference (e.g. WeightWatcher's alphas) on
     the same ``layer`` coordinate. The band 2 ≤ alpha ≤ 6 is Martin & Mahoney's well-trained range."""
-    _need(ds, (var,), "analyze() output")
+    require_vars(ds, (var,), "analyze() output")
     names = [str(x) for x in ds.layer.values]
     fig = go.Figure(go.Scatter(x=names, y=ds[var].values, mode="markers+lines", name=f"workbench {var}"))
     if reference is not None:
@@ -84,7 +77,7 @@ def spectrum_over_training(ds: xr.Dataset, var: str = "alpha", *, layers: list[s
                            phases: dict | None = None) -> go.Figure:
     """``var`` (step, layer) over training, one line per layer, grokking phases shaded if given
     (``detect_phases`` output or the run's ``phases`` attr)."""
-    _need(ds, (var,), "the spectrum probe's metrics")
+    require_vars(ds, (var,), "the spectrum probe's metrics")
     if "step" not in ds[var].dims:
         raise ValueError(f"ds[{var!r}] must have a 'step' dimension, got {ds[var].dims}")
     da = ds[var]
@@ -107,5 +100,5 @@ def spectrum_over_training(ds: xr.Dataset, var: str = "alpha", *, layers: list[s
 def metric_table(ds: xr.Dataset, variables: tuple[str, ...] = ("alpha", "alpha_weighted", "log_norm",
                  "log_spectral_norm", "stable_rank", "effective_rank", "condition_number", "num_spikes")):
     """The per-layer metrics as a pandas DataFrame (index ``layer``), for tables."""
-    _need(ds, ("alpha",), "analyze() output")
+    require_vars(ds, ("alpha",), "analyze() output")
     return ds[[v for v in variables if v in ds and ds[v].dims == ("layer",)]].to_dataframe()

@@ -12,6 +12,8 @@ import plotly.graph_objects as go
 import xarray as xr
 from plotly.subplots import make_subplots
 
+from widgets.plots._checks import require_vars
+
 __all__ = [
     "PHASE_COLORS",
     "dimensionality_scatter",
@@ -26,12 +28,6 @@ GEOMETRY_LINES = {"1": 1.0, "3/4 tetrahedron": 0.75, "2/3 triangle": 2 / 3, "1/2
                   "2/5 pentagon": 0.4, "3/8 sq. antiprism": 0.375}
 
 
-def _require(ds: xr.Dataset, names: tuple[str, ...], hint: str) -> None:
-    missing = [n for n in names if n not in ds.variables]
-    if missing:
-        raise ValueError(f"dataset lacks {missing}; {hint}")
-
-
 def _label(ds: xr.Dataset, i: int) -> str:
     return f"S={float(ds['sparsity'].values[i]):.3g}" if "sparsity" in ds.coords else f"instance {i}"
 
@@ -41,7 +37,7 @@ def superposition_grid(ds: xr.Dataset, *, max_instances: int = 8, title: str | N
 
     ``ds`` needs ``WtW`` (instance, feature, feature2) and ``b`` (instance, feature).
     """
-    _require(ds, ("WtW", "b"), "merge the output of workbench.probes.superposition.analyze(ds)")
+    require_vars(ds, ("WtW", "b"), "merge the output of workbench.probes.superposition.analyze(ds)")
     n = min(int(ds.sizes["instance"]), max_instances)
     fig = make_subplots(rows=2, cols=n, row_heights=[0.7, 0.3], vertical_spacing=0.08,
                         horizontal_spacing=0.02, subplot_titles=[_label(ds, i) for i in range(n)])
@@ -63,7 +59,7 @@ def superposition_grid(ds: xr.Dataset, *, max_instances: int = 8, title: str | N
 
 def feature_directions(ds: xr.Dataset, *, max_instances: int = 8, title: str | None = None) -> go.Figure:
     """For m = 2: each feature's column W_i as a line from the origin, one panel per instance."""
-    _require(ds, ("W",), "pass a toy-model dataset")
+    require_vars(ds, ("W",), "pass a toy-model dataset")
     if int(ds.sizes["hidden"]) != 2:
         raise ValueError(f"feature_directions needs n_hidden = 2, got {int(ds.sizes['hidden'])}")
     n = min(int(ds.sizes["instance"]), max_instances)
@@ -93,7 +89,7 @@ def feature_directions(ds: xr.Dataset, *, max_instances: int = 8, title: str | N
 def dimensionality_scatter(ds: xr.Dataset, *, norm_threshold: float = 0.5, title: str | None = None) -> go.Figure:
     """Feature dimensionality D_i of each represented feature vs 1/(1−S), with the dims-per-feature
     line and the fractional-geometry guide lines (paper's "Feature Dimensionality" figure)."""
-    _require(ds, ("dimensionality", "dims_per_feature", "feature_norm"),
+    require_vars(ds, ("dimensionality", "dims_per_feature", "feature_norm"),
              "merge the output of workbench.probes.superposition.analyze(ds)")
     if "sparsity" not in ds.coords:
         raise ValueError("dimensionality_scatter needs a 'sparsity' coordinate on instance")
@@ -123,7 +119,7 @@ def dimensionality_scatter(ds: xr.Dataset, *, norm_threshold: float = 0.5, title
 def phase_diagram_plot(pd: xr.Dataset, *, title: str | None = None) -> go.Figure:
     """Phase of the last feature per (density, importance ratio) cell; hover shows the cell's W, b
     and loss (paper's "Phase Change" figure). ``pd`` is a ``phase_diagram`` Dataset."""
-    _require(pd, ("phase", "W", "b"), "pass the output of workbench.probes.superposition.phase_diagram")
+    require_vars(pd, ("phase", "W", "b"), "pass the output of workbench.probes.superposition.phase_diagram")
     phases = list(PHASE_COLORS)
     phase = pd["phase"].transpose("importance_ratio", "density").values.astype(str)
     z = np.vectorize(phases.index)(phase)
