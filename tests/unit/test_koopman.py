@@ -55,6 +55,27 @@ def test_tall_data_uses_gram_and_matches_svd():
     assert match_error(a.eigs_, lams) < 1e-2  # graceful with noise
 
 
+def test_gram_route_amplitudes_equal_least_squares_on_modes():
+    """Amplitudes from the Gram blocks (normal equations) = a QR least-squares fit Φ b ≈ x0."""
+    X, _ = planted_system(n_features=3000, n_time=40, noise=1e-3, seed=2)
+    dmd = DMD(10, method="gram").fit(X)
+    b_ref = np.linalg.lstsq(dmd.modes_.T, X[0].astype(complex), rcond=None)[0]
+    assert np.abs(dmd.amplitudes_ - b_ref).max() < 1e-10 * np.abs(b_ref).max()
+    svd = DMD(10, method="svd").fit(X)  # modes are scaled differently; the fitted state is the same
+    assert np.abs(svd.amplitudes_ @ svd.modes_ - dmd.amplitudes_ @ dmd.modes_).max() < 1e-10 * np.abs(X[0]).max()
+
+
+def test_gram_is_symmetric_syrk_and_lstsq_from_gram_refuses_ill_conditioning():
+    from workbench.probes.koopman_dmd import gram
+    from workbench.probes.koopman_linalg import lstsq_from_gram
+
+    A = torch.from_numpy(np.random.default_rng(0).standard_normal((7, 50)))
+    assert torch.allclose(gram(A), A @ A.mT, rtol=0, atol=1e-12) and torch.equal(gram(A), gram(A).mT)
+    assert torch.allclose(gram(A.float()), (A @ A.mT).float(), atol=1e-4)
+    twin = torch.cat([A[:, :1], A[:, :1] * (1 + 1e-12)], dim=1).mT  # (2, 7): Φ = Yᵀ I, two equal columns
+    assert lstsq_from_gram(torch.eye(2, dtype=torch.float64), gram(twin), twin @ A[:, 0]) is None
+
+
 def test_rank_rules():
     X, _ = planted_system()
     assert DMD(method="svd").fit(X).rank_ == 10  # numerical rank

@@ -13,6 +13,7 @@ References
 from __future__ import annotations
 
 import numpy as np
+import scipy.linalg.blas
 import torch
 import xarray as xr
 
@@ -20,6 +21,7 @@ from workbench.device import resolve_device
 from workbench.probes.koopman_linalg import (
     RankLike,
     galerkin_qr,
+    lstsq_from_gram,
     residuals_from_qr,
     svd_direct,
     svd_from_gram,
@@ -42,10 +44,13 @@ def as_snapshots(x, name: str, device: torch.device, ndim: int | tuple[int, ...]
 
 
 def gram(A: torch.Tensor) -> torch.Tensor:
-    """``A Aᵀ``; on CPU through NumPy, whose matmul recognises ``A @ A.T`` and calls BLAS ``syrk`` (half the flops)."""
-    if A.device.type == "cpu":
-        a = A.numpy()
-        return torch.from_numpy(a @ a.T)
+    """``A Aᵀ``; on CPU by BLAS ``syrk`` (half the flops of a GEMM) on the transposed view, which is
+    Fortran-ordered for a C-ordered ``A`` and so passed without a copy (1.3x faster than NumPy's own
+    ``a @ a.T`` → syrk on one thread here); the upper triangle is mirrored."""
+    if A.device.type == "cpu" and A.dtype in (torch.float32, torch.float64):
+        syrk = scipy.linalg.blas.dsyrk if A.dtype == torch.float64 else scipy.linalg.blas.ssyrk
+        upper = syrk(1.0, A.numpy().T, trans=1)
+        return torch.from_numpy(upper + np.triu(upper, 1).T)
     return A @ A.mT
 
 
@@ -235,7 +240,11 @@ class DMD(KoopmanEstimator):
             U = svd.U if svd.U is not None else (s_inv_V.mT @ X0).mT
             Phi = U.to(W.dtype) @ W
         self._modes = Phi.mT
-        amplitudes = self._state_amplitudes(first)
+        amplitudes = None
+        if method == "gram" and consecutive is not None and self.exact:  # b from the Gram blocks X1X1ᵀ, X1x0
+            amplitudes = lstsq_from_gram(s_inv_V.to(W.dtype) @ W, Z[1:, 1:], Z[1:, 0])
+        if amplitudes is None:
+            amplitudes = self._state_amplitudes(first)
         # 4. residuals in POD coordinates ψ(x) = Uᵀx: Ψx = V Σ, eigenvectors g = rows of W⁻¹ (K = Ãᵀ)
         fac = galerkin_qr(svd.V * svd.s, psi_y)
         g = torch.linalg.inv(W).mT

@@ -143,6 +143,25 @@ def svd_randomized(X0: torch.Tensor, rank: RankLike, *, n_oversamples: int = 10,
     return TruncatedSVD((Q @ Ub)[:, :r], s[:r], Vh[:r].mT)
 
 
+def lstsq_from_gram(coef: torch.Tensor, gram_yy: torch.Tensor, gram_yx: torch.Tensor,
+                    max_cond: float = 1e8) -> torch.Tensor | None:
+    """``argmin_b ‖Yᵀ C b − x‖`` from Gram blocks only: ``(Cᴴ (Y Yᵀ) C) b = Cᴴ (Y x)``.
+
+    The exact-DMD modes are ``Φ = X1ᵀ C`` with ``C = V Σ⁻¹ W`` (Tu et al. [2]_, eq. (2.13) for the
+    amplitudes ``Φ b ≈ x0``), so the ``(mode × mode)`` normal equations need only ``X1 X1ᵀ`` and
+    ``X1 x0``, both blocks of the snapshot Gram matrix: no pass over the features. Normal equations
+    square the condition number, so this returns ``None`` (caller falls back to a QR least-squares
+    fit on ``Φ``) when ``cond(ΦᴴΦ) > max_cond`` (relative error then up to ~``eps · max_cond``).
+    """
+    c = coef.to(torch.complex128)
+    normal = c.mH @ gram_yy.to(c.dtype) @ c
+    normal = (normal + normal.mH) / 2
+    evals = torch.linalg.eigvalsh(normal)
+    if not float(evals[0]) > float(evals[-1]) / max_cond:
+        return None
+    return torch.linalg.solve(normal, c.mH @ gram_yx.to(c.dtype))
+
+
 @dataclass
 class GalerkinQR:
     """Stable factorisation of the EDMD Galerkin problem (Colbrook & Townsend [5]_, §4).
