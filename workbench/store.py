@@ -38,6 +38,8 @@ from workbench.serialization import decode_state, encode_state
 RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 GROUP = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 DEFAULT_ROOT = Path("data/runs")
+TRAJ_CHUNK_PARAMS = 2**20  # columns per stored trajectory chunk (4 MiB of float32)
+TRAJ_READ_BYTES = 2**27  # target size of one lazily read block of the trajectory
 
 warnings.filterwarnings("ignore", message=".*Consolidated metadata.*", category=UserWarning)
 
@@ -274,12 +276,14 @@ class Run:
         return zarr.open_group(self.path / "traj.zarr", mode="r")["step"][:]
 
     def append_trajectory(self, step: int, vector: torch.Tensor | np.ndarray, attrs: dict | None = None) -> None:
-        """Append one row ``vector`` (n_param,) at ``step`` to ``traj.zarr``; rows are separate chunks."""
+        """Append one row ``vector`` (n_param,) at ``step`` to ``traj.zarr``; each row is stored in
+        chunks of ``TRAJ_CHUNK_PARAMS`` columns, so parameter slices can be read without whole rows."""
         vec = np.asarray(vector.detach().cpu() if isinstance(vector, torch.Tensor) else vector, dtype=np.float32)
         tdir = self.path / "traj.zarr"
         if not tdir.exists():
             g = zarr.open_group(tdir, mode="w", attributes=attrs or {})
-            g.create_array("values", shape=(0, vec.size), chunks=(1, vec.size), dtype="float32")
+            g.create_array("values", shape=(0, vec.size), chunks=(1, min(vec.size, TRAJ_CHUNK_PARAMS)),
+                           dtype="float32")
             g.create_array("step", shape=(0,), chunks=(4096,), dtype="int64")
             atomic_write_json(tdir / "COMMITTED", 0)
         g = zarr.open_group(tdir, mode="r+")
@@ -295,13 +299,23 @@ class Run:
         atomic_write_json(tdir / "COMMITTED", n + 1)  # the row exists only once this lands
 
     def trajectory(self) -> xr.DataArray:
-        """Recorded parameters as a DataArray with dims (``step``, ``param``)."""
+        """Recorded parameters as a lazy (dask) DataArray with dims (``step``, ``param``).
+
+        Nothing is read until ``.values``/``.load()``/a computation asks for it, so a trajectory
+        larger than memory can be reduced block by block (e.g. ``trajectory_spectrum``).
+        """
+        import dask.array as da
+
         tdir = self.path / "traj.zarr"
         if not tdir.exists():
             raise FileNotFoundError(f"run {self.id} has no parameter trajectory (train with trajectory_every > 0)")
         g = zarr.open_group(tdir, mode="r")
         n = json.loads((tdir / "COMMITTED").read_text())
-        return xr.DataArray(g["values"][:n], dims=("step", "param"),
+        values = g["values"]
+        width = values.chunks[1]
+        rows = int(max(1, min(max(n, 1), TRAJ_READ_BYTES // (4 * width))))
+        lazy = da.from_zarr(values, chunks=(rows, width))[:n]
+        return xr.DataArray(lazy, dims=("step", "param"),
                             coords={"step": g["step"][:n], "param": np.arange(g["values"].shape[1])},
                             name="trajectory", attrs=dict(g.attrs))
 

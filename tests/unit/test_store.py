@@ -87,6 +87,19 @@ def test_trajectory_rows_and_uncommitted_rows_are_invisible(run):
     np.testing.assert_allclose(run.trajectory().values[-1], 9.0)
 
 
+def test_trajectory_is_lazy_and_stored_in_parameter_chunks(run, monkeypatch):
+    import workbench.store as store_module
+
+    monkeypatch.setattr(store_module, "TRAJ_CHUNK_PARAMS", 4)
+    rows = np.arange(30, dtype=np.float32).reshape(3, 10)
+    for step, row in enumerate(rows):
+        run.append_trajectory(step, row)
+    traj = run.trajectory()
+    assert traj.chunks is not None and traj.chunks[1] == (4, 4, 2)  # dask-backed: nothing read yet
+    np.testing.assert_array_equal(traj.isel(param=slice(4, 8)).values, rows[:, 4:8])
+    np.testing.assert_array_equal(traj.values, rows)
+
+
 def _checkpointed(run):
     torch.manual_seed(0)
     model = MLP(7, d_embed=8, d_hidden=16)

@@ -62,6 +62,9 @@ def trajectory_gram(traj: xr.DataArray, *, chunk_bytes: int = 2**27,
     dev = resolve_device(device)
     n_step, n_param = traj.shape
     cols = max(1, int(chunk_bytes) // (8 * n_step))
+    if traj.chunks is not None:  # lazy: whole storage chunks per block, so each one is read once
+        width = traj.chunks[1][0]
+        cols = max(width, cols // width * width)
     Z = torch.zeros(n_step, n_step, dtype=torch.float64, device=dev)
     for i in range(0, n_param, cols):
         block = np.asarray(traj.isel(param=slice(i, i + cols)).values)
