@@ -68,6 +68,26 @@ def _ks_naive(x: np.ndarray, alpha: np.ndarray, first: int) -> np.ndarray:
 
 
 # --- power-law fit -----------------------------------------------------------------------------
+@pytest.mark.parametrize("chunk", [1, 97, 1 << 17])
+def test_ks_all_cpu_matches_double_loop(monkeypatch, chunk):
+    # the reference's blocked-triangle KS step, one candidate per block up to a single block
+    from workbench.probes import spectrum_fit
+    monkeypatch.setattr(spectrum_fit, "_CHUNK_ELEMS", chunk)
+    x = torch.sort(_spectra(0), dim=-1).values
+    keep = x > 1e-5
+    first = (~keep).sum(-1)
+    logx = torch.log(torch.where(keep, x, torch.ones_like(x)))
+    n = x.shape[1]
+    n_tail = (n - torch.arange(n)).to(torch.float64).expand_as(x)
+    s = torch.flip(torch.cumsum(torch.flip(logx, [-1]), -1), [-1]) - n_tail * logx
+    alpha = 1 + n_tail / s
+    ks = spectrum_fit._ks_all(logx, alpha, n_tail).numpy()
+    for r in range(x.shape[0]):
+        f = int(first[r])
+        ref = _ks_naive(x[r].numpy(), alpha[r].numpy(), f)
+        np.testing.assert_allclose(ks[r, f:n - 1], ref[f:n - 1], rtol=1e-10, atol=1e-13)
+
+
 @needs_triton
 def test_ks_kernel_matches_double_loop():
     from workbench.kernels.power_law import _ks_triton

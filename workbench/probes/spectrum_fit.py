@@ -31,7 +31,7 @@ from workbench.validation import as_tensor
 EVALS_THRESH = 1e-5  # weightwatcher: eigenvalues at or below this are not fitted
 SMALL_N_CUTOFF = 20  # weightwatcher: below this many eigenvalues use the small-sample fit
 SMALL_N_KMIN = 8  # weightwatcher: minimum tail size in the small-sample fit
-_CHUNK_ELEMS = 4_000_000  # elements per (layer, candidate, eigenvalue) KS block
+_CHUNK_ELEMS = 1 << 17  # elements per (layer, candidate, eigenvalue) KS block (1 MiB, cache-sized)
 
 __all__ = [
     "EVALS_THRESH",
@@ -106,19 +106,28 @@ def power_law_batch(evals: torch.Tensor, thresh: float = EVALS_THRESH) -> dict[s
 
 
 def _ks_all(logx: torch.Tensor, alpha: torch.Tensor, n_tail: torch.Tensor) -> torch.Tensor:
-    """KS distance for every (row, candidate i): max_{j>=i} |1-(x_j/x_i)^(1-a_i) - (j-i)/n_tail_i|."""
+    """KS distance for every (row, candidate i): max_{j>=i} |1-(x_j/x_i)^(1-a_i) - (j-i)/n_tail_i|.
+
+    ``n_tail`` (b, n) has equal rows (n - i). Blocks of candidates [i0, i1) against the tail
+    j >= i0 only (the lower triangle is never formed), each block sized to stay in cache
+    (``_CHUNK_ELEMS``). Terms with j < i inside a block vanish exactly: ln(x_j/x_i) and (j-i)/n_tail
+    are multiplied by 0 there, so they add |expm1(0) + 0| = 0 to the max, as masking would.
+    """
     b, n = logx.shape
-    idx = torch.arange(n, device=logx.device)
+    dev, dt = logx.device, logx.dtype
     out = torch.ones_like(alpha)
-    chunk = max(1, _CHUNK_ELEMS // max(1, b * n))
-    for i0 in range(0, n, chunk):
-        i1 = min(n, i0 + chunk)
-        ci = idx[i0:i1]
-        t = logx[:, None, :] - logx[:, i0:i1, None]  # (b, c, n): ln(x_j / x_i)
-        t.mul_(1.0 - alpha[:, i0:i1, None]).expm1_().neg_()  # theoretical CDF 1 - (x_j/x_i)^(1-a)
-        t.sub_((idx[None, None, :] - ci[None, :, None]).to(logx.dtype) / n_tail[:, i0:i1, None])
-        t.abs_().masked_fill_((idx[None, :] < ci[:, None])[None], 0.0)  # only j >= i
-        out[:, i0:i1] = t.amax(-1)
+    one_m_a = 1.0 - alpha
+    i0 = 0
+    while i0 < n:
+        i1 = i0 + max(1, min(n - i0, _CHUNK_ELEMS // max(1, b * (n - i0))))
+        j_minus_i = (torch.arange(i0, n, device=dev, dtype=dt)[None, :]
+                     - torch.arange(i0, i1, device=dev, dtype=dt)[:, None])  # (c, n - i0)
+        upper = (j_minus_i >= 0).to(dt)
+        k = j_minus_i.mul_(upper).div_(n_tail[0, i0:i1, None])  # empirical CDF step (j-i)/n_tail
+        t = logx[:, None, i0:] - logx[:, i0:i1, None]  # (b, c, n - i0): ln(x_j / x_i)
+        t.mul_(upper).mul_(one_m_a[:, i0:i1, None]).expm1_()  # -(theoretical CDF)
+        out[:, i0:i1] = t.add_(k).abs_().amax(-1)
+        i0 = i1
     return out
 
 
