@@ -50,6 +50,7 @@ lab: $(STAMP)
 	$(VENV)/bin/jupyter lab --ip 127.0.0.1 notebooks/
 
 bench: $(STAMP)
+	$(PIP) install -q -e ".[dev,bench]" "$(TORCH)"
 	$(PY) -m benchmarks.run
 
 bench-quick: $(STAMP)

@@ -11,6 +11,7 @@ unembedding, like the paper's code). Achieved GFLOP/s count each variant's own m
 from __future__ import annotations
 
 import time
+import warnings
 
 import torch
 import torch.nn.functional as F
@@ -43,6 +44,22 @@ def step_flops(model: Transformer, batch: int, fast: bool) -> float:
     return 2.0 * macs * 3
 
 
+def hooked_transformer(p: int) -> torch.nn.Module | None:
+    """TransformerLens' ``HookedTransformer`` with the paper's config (1 layer, d_model 128, 4 heads of
+    32, ReLU MLP 512, no LayerNorm), or ``None`` if ``transformer-lens<4`` is not installed
+    (``pip install -e ".[bench]"``; 4.x removed HookedTransformer)."""
+    try:
+        from transformer_lens import HookedTransformer, HookedTransformerConfig
+    except ImportError:
+        return None
+    cfg = HookedTransformerConfig(n_layers=1, d_model=128, d_head=32, n_heads=4, d_mlp=512, d_vocab=p + 1,
+                                  d_vocab_out=p, n_ctx=3, act_fn="relu", normalization_type=None, seed=0,
+                                  device="cpu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return HookedTransformer(cfg)
+
+
 def _trainer(model: Transformer, task: ModularTask, fn):
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1.0, betas=(0.9, 0.98))
     x, y = task.train_x, task.train_y
@@ -73,6 +90,17 @@ def run(quick: bool = False) -> list[dict]:
     row["est_40k_steps_min"] = 40_000 * row["t_candidate_s"] / 60
     row["notes"] = (f"fast {row['ms_per_step_fast']:.1f} ms/step ({row['gflops_fast']:.0f} GFLOP/s), naive "
                     f"{row['ms_per_step_naive']:.1f} ms/step ({row['gflops_naive']:.0f} GFLOP/s), matmul peak "
-                    f"{peak:.0f} GFLOP/s; 40k steps ≈ {row['est_40k_steps_min']:.1f} min (train steps only). "
-                    "TransformerLens not installed, so no HookedTransformer row.")
-    return [row]
+                    f"{peak:.0f} GFLOP/s; 40k steps ≈ {row['est_40k_steps_min']:.1f} min (train steps only).")
+    rows = [row]
+    hooked = hooked_transformer(p)
+    if hooked is None:
+        row["notes"] += " transformer-lens<4 not installed, so no HookedTransformer row."
+    else:
+        from importlib.metadata import version
+
+        tl_step = _trainer(hooked, task, lambda x: hooked(x)[:, -1])
+        rows.append(compare("grokking_train_step", f"p={p} frac=0.3 full batch ({n} ex), AdamW",
+                            ("fast path (vocab tables)", fast_step),
+                            (f"TransformerLens {version('transformer-lens')} HookedTransformer", tl_step),
+                            repeats=repeats, warmup=2))
+    return rows
