@@ -433,11 +433,11 @@ def _analyze(model, layers, min_evals, max_evals, max_N, precision, dev, mp_fit,
     evals, exact = _all_evals(lays, precision, dev, threads=threads)
     n = len(lays)
     out = {k: np.full(n, np.nan) for k in (*METRICS, "tail_size", "sigma_mp", "mp_softrank")}
-    _fit_into(out, evals, range(n))
+    _fit_into(out, evals, range(n), threads)
     redo = [i for i in range(n) if not exact[i] and not out["xmin"][i] >= XMIN_FLOAT32_FLOOR * float(evals[i][-1])]
     for i in redo:  # alpha depends on eigenvalues that float32 Gram matrices resolve too coarsely
         evals[i] = _exact_evals(lays[i], dev)
-    _fit_into(out, evals, redo)
+    _fit_into(out, evals, redo, threads)
     for i, (lay, e) in enumerate(zip(lays, evals)):
         fro2 = lay.scale * lay.fro2
         lam_max = float(e[-1])
@@ -471,17 +471,25 @@ def _analyze(model, layers, min_evals, max_evals, max_N, precision, dev, mp_fit,
     return ds
 
 
-def _fit_into(out: dict[str, np.ndarray], evals: list[torch.Tensor], which) -> None:
+def _fit_into(out: dict[str, np.ndarray], evals: list[torch.Tensor], which, threads: int = 1) -> None:
     """Power-law fits of layers ``which`` through :func:`workbench.kernels.power_law_fit`: one Triton
-    launch for all layers on CUDA, the batched torch reference (grouped by length) on the CPU."""
+    launch for all layers on CUDA; on the CPU the batched torch reference (grouped by length), the
+    layers dealt round-robin to ``threads`` threads (rows are fitted independently, so the numbers
+    are those of one call; torch releases the GIL in its kernels)."""
     from workbench.kernels import power_law_fit  # lazy: the kernel's reference imports spectrum_fit
 
     idx = list(which)
     if not idx:
         return
-    res = power_law_fit([evals[i] for i in idx], thresh=EVALS_THRESH)
-    for k in ("alpha", "xmin", "ks_distance", "tail_size"):
-        out[k][idx] = res[k].cpu().numpy()
+    cpu = evals[idx[0]].device.type == "cpu"
+    parts = [idx[k::threads] for k in range(min(threads, len(idx)))] if cpu else [idx]
+
+    def fit(part: list[int]) -> None:
+        res = power_law_fit([evals[i] for i in part], thresh=EVALS_THRESH)
+        for k in ("alpha", "xmin", "ks_distance", "tail_size"):
+            out[k][part] = res[k].cpu().numpy()
+
+    list(_executor(len(parts)).map(fit, parts) if len(parts) > 1 else map(fit, parts))
 
 
 def layer_esds(model: nn.Module, layers: Sequence[str] | None = None, **kwargs) -> xr.Dataset:
