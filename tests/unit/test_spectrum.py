@@ -306,3 +306,34 @@ def test_bare_parameter_weights_of_the_transformer():
     w_q = model.blocks[0].attn.W_Q.detach()  # (heads, d_model, d_head) → (d_model, heads·d_head)
     full = torch.cat(list(w_q), dim=1)
     np.testing.assert_allclose(ds.eigenvalues.sel(layer="blocks.0.attn.W_Q").values, esd(full).values, rtol=1e-5)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_gram_routes_match_svd(threads):
+    # syrk + dsyevd on the CPU (both trans cases, a non-contiguous slice) and the batched torch
+    # route used on GPUs, against float64 squared singular values
+    from workbench.probes.spectrum import _evals_cpu, _evals_torch
+
+    gen = torch.Generator().manual_seed(0)
+    conv = torch.randn(8, 40, 3, generator=gen)
+    mats = [torch.randn(300, 48, generator=gen), torch.randn(48, 300, generator=gen),
+            torch.randn(64, 64, generator=gen), conv[:, :, 1], torch.randn(300, 48, generator=gen)]
+    dtypes = [torch.float32, torch.float32, torch.float64, torch.float64, torch.float64]
+    ref = [torch.sort(torch.linalg.svdvals(m.double()) ** 2).values for m in mats]
+    for got in (_evals_cpu(mats, dtypes, threads), _evals_torch(mats, dtypes, torch.device("cpu"))):
+        for g, r, dt in zip(got, ref, dtypes):
+            assert g.dtype == torch.float64 and g.shape == r.shape
+            tol = (1e-5 if dt == torch.float32 else 1e-12) * float(r[-1])
+            np.testing.assert_allclose(g.numpy(), r.numpy(), rtol=0, atol=tol)
+
+
+def test_blocked_frobenius_norm_is_float64_exact():
+    from workbench.probes.spectrum import _fro2
+
+    gen = torch.Generator().manual_seed(0)
+    w = torch.randn(301, 77, generator=gen) * 1e3  # 23177 entries: blocks plus a remainder
+    exact = float(np.sum(w.numpy().astype(np.float64) ** 2))
+    assert _fro2(w, block=4096) == pytest.approx(exact, rel=1e-13)
+    assert _fro2(w.T, block=4096) == pytest.approx(exact, rel=1e-13)  # non-contiguous view
+    assert _fro2(w.double()) == pytest.approx(exact, rel=1e-13)
+    assert _fro2(w.half()) == pytest.approx(float(np.sum(w.half().numpy().astype(np.float64) ** 2)), rel=1e-13)
