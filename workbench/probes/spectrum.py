@@ -22,13 +22,19 @@ Conventions (weightwatcher 0.7.7, so the numbers agree with it):
   or N > ``max_N`` (50000), weightwatcher's limits.
 - eigenvalues come from the Gram matrix (the smaller of W^T W, W W^T), formed in float32 by
   default (``precision="mixed"``; float64 straight away for near-square matrices, N < 1.1 M, whose
-  smallest eigenvalue is near 0) in one batched product per group of same-shaped matrices, and
-  diagonalised in float64 (LAPACK ``syevd`` through scipy on CPU — it honours threadpoolctl and
-  stays fast under load — ``torch.linalg.eigvalsh`` on GPU). A layer is recomputed with a float64
-  Gram matrix where float32 cannot resolve it (lambda_min/lambda_max < 100 eps_32, or the fitted
-  xmin below 1e-3 lambda_max), and with float64 ``svdvals`` where even float64 cannot
-  (lambda_min/lambda_max < 100 eps_64). ``log_norm`` uses the float64 Frobenius norm directly.
-  "mixed" and "float64" alphas agree to ~2e-7 relative on MiniLM and random layers.
+  smallest eigenvalue is near 0, and for small ones, N·M² < 2^24, where float32 saves nothing)
+  and diagonalised in float64. On CPU each matrix is one task — BLAS ``?syrk`` (half a GEMM's
+  flops) read straight from the weight's memory, then LAPACK ``dsyevd`` through scipy, both
+  single-threaded — and the tasks run largest first on a persistent pool of
+  ``torch.get_num_threads()`` threads: the tridiagonal reduction is BLAS-2 (memory) bound and
+  scales poorly with BLAS threads, so matrices are spread over threads instead. On GPU, one
+  batched product and ``torch.linalg.eigvalsh`` per group of equally shaped matrices. A layer is
+  recomputed with a float64 Gram matrix where float32 cannot resolve it (lambda_min/lambda_max <
+  100 eps_32, or the fitted xmin below 1e-3 lambda_max), and with float64 ``svdvals`` where even
+  float64 cannot (lambda_min/lambda_max < 100 eps_64). ``log_norm`` uses the float64 Frobenius
+  norm directly. "mixed" and "float64" alphas agree to ~5e-8 relative on MiniLM and ~3e-7 on
+  random 768×3072 layers. The eigensolve stays float64: a float32 one is ~1.5x faster, but its
+  error (~eps_32·lambda_max) moves alpha by up to 6e-4 on those random layers.
 """
 from __future__ import annotations
 
@@ -227,8 +233,7 @@ def _gram_np(w: np.ndarray) -> np.ndarray:
 def _evals_np(m: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """Eigenvalues (ascending, float64) of the smaller Gram matrix of ``m``: the product in
     ``dtype`` (:func:`_gram_np`), LAPACK ``dsyevd`` (eigenvalues only: ``dsytrd`` + ``dsterf``) in
-    float64. (A float32 eigensolve is ~1.5x faster but its error, ~eps_32·lambda_max, moves alpha
-    by up to 6e-4 on random 768×3072 layers, vs 1e-5 with the float32 Gram alone.)"""
+    float64 (see the module docstring for why not float32)."""
     g = _gram_np(m.to(dtype).numpy()).astype(np.float64, order="F", copy=False)
     return torch.from_numpy(scipy.linalg.eigh(g, lower=True, eigvals_only=True, driver="evd",
                                               overwrite_a=True, check_finite=False))
