@@ -58,8 +58,8 @@ def train_toys(model: ToyModels, *, steps: int, batch_size: int = 1024, lr: floa
     if not isinstance(steps, (int, np.integer)) or steps < 0:
         raise ValueError(f"steps must be a non-negative int, got {steps!r}")
     check_range(lr, "lr", 0.0, None, low_open=True)
-    gen = torch.Generator(device=model.W.device).manual_seed(int(seed))
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    gen = _data_generator(model.W.device, seed)
+    opt = torch.optim.Adam(model.parameters(), lr=lr, fused=True)
     callback = progress if callable(progress) else None
     bar = None
     if progress is True and not os.environ.get("TQDM_DISABLE"):
@@ -68,9 +68,8 @@ def train_toys(model: ToyModels, *, steps: int, batch_size: int = 1024, lr: floa
     tick = max(1, steps // 50)
     logged = []
     for step in range(int(steps)):
-        x = model.generate_batch(batch_size, gen, nonempty=nonempty)
         # instances are independent: the gradient of the summed loss is each one's own gradient
-        loss_i = model.loss_and_grad(x, nonempty=nonempty)
+        loss_i = model.sample_loss_and_grad(batch_size, gen, nonempty=nonempty)
         opt.step()
         if log_every and step % log_every == 0:
             logged.append(loss_i.detach().cpu().numpy())
@@ -84,6 +83,14 @@ def train_toys(model: ToyModels, *, steps: int, batch_size: int = 1024, lr: floa
     if logged:
         return np.stack(logged)
     return np.zeros((0, model.n_instances), dtype=np.float32)
+
+
+def _data_generator(device: torch.device, seed: int) -> torch.Generator | np.random.Generator:
+    """Random source for training batches: numpy's PCG64 on the CPU (its float32 uniforms are
+    ~3x faster than torch's), torch's generator on other devices."""
+    if device.type == "cpu":
+        return np.random.Generator(np.random.PCG64(int(seed)))
+    return torch.Generator(device=device).manual_seed(int(seed))
 
 
 @torch.no_grad()

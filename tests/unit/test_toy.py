@@ -4,8 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from scipy import stats
 
-from workbench.models.toy import ToyModels, importance_vector
+from workbench.kernels.toy_step import toy_loss_grad_torch
+from workbench.models.toy import ToyModels, batch_loss_grad, fill_uniform, importance_vector
 from workbench.toy_training import evaluate, train_toys
 
 
@@ -150,3 +152,62 @@ def test_nonempty_hand_gradient_equals_autograd():
         torch.testing.assert_close(loss, ref.detach(), rtol=1e-5, atol=1e-7)
         torch.testing.assert_close(m.W.grad, gw, rtol=1e-4, atol=1e-6)
         torch.testing.assert_close(m.b.grad, gb, rtol=1e-4, atol=1e-6)
+
+
+def test_numpy_uniforms_and_sparse_features_have_the_paper_distribution():
+    u = fill_uniform(torch.empty(200000), np.random.Generator(np.random.PCG64(0)))
+    assert u.dtype == torch.float32 and float(u.min()) >= 0 and float(u.max()) < 1
+    assert stats.kstest(u.numpy(), "uniform").pvalue > 1e-3
+    p = torch.tensor([[1.0, 0.3, 0.05, 0.6], [0.01, 0.2, 0.9, 0.5]])
+    m = ToyModels(2, 4, 2, feature_probability=p, seed=0)
+    x = m.generate_batch(50000, np.random.Generator(np.random.PCG64(1)))  # x_i = 0 w.p. S, else U[0,1]
+    rate = (x != 0).float().mean(1)
+    np.testing.assert_allclose(rate.numpy(), p.numpy(), atol=4 * np.sqrt(0.25 / 50000))
+    for k, f in ((0, 1), (0, 3), (1, 2)):
+        nz = x[k, :, f][x[k, :, f] != 0].numpy()
+        assert stats.kstest(nz, "uniform").pvalue > 1e-3
+        assert nz.mean() == pytest.approx(0.5, abs=0.01)
+
+
+def test_nonempty_mask_sampler_matches_the_conditional_distribution():
+    p = torch.tensor([[0.02, 0.3, 0.02, 0.1, 0.5], [0.01, 0.01, 0.01, 0.01, 0.01]])
+    m = ToyModels(2, 5, 2, feature_probability=p, seed=0)
+    x = m.generate_batch(60000, np.random.Generator(np.random.PCG64(2)), nonempty=True)
+    active = x != 0
+    assert bool(active.any(-1).all())
+    expect = p / (1 - (1 - p).prod(-1, keepdim=True))                    # P(x_j ≠ 0 | x ≠ 0)
+    np.testing.assert_allclose(active.float().mean(1).numpy(), expect.numpy(), atol=0.008)
+    first = active.float().argmax(-1)                                    # K: P(K=k) ∝ p_k Π_{j<k} S_j
+    pk = p * torch.cumprod(torch.cat((torch.ones(2, 1), 1 - p[:, :-1]), 1), 1)
+    pk = pk / pk.sum(1, keepdim=True)
+    freq = torch.stack([torch.bincount(first[k], minlength=5) for k in range(2)]).float() / 60000
+    np.testing.assert_allclose(freq.numpy(), pk.numpy(), atol=0.008)
+    assert stats.kstest(x[x != 0].numpy(), "uniform").pvalue > 1e-3   # values incl. the forced K
+
+
+@pytest.mark.parametrize("variant", ["relu", "linear"])
+def test_chunked_sample_loss_and_grad_equals_autograd_on_the_same_draws(variant):
+    I, F, H, B = 5, 6, 2, 48
+    p = torch.tensor([0.05, 0.2, 0.5, 0.9, 1.0])
+    m = ToyModels(I, F, H, feature_probability=p, importance=torch.rand(I, F), variant=variant, seed=3)
+    m.b.data.normal_(0, 0.3)
+    loss = m.sample_loss_and_grad(B, torch.Generator().manual_seed(7), chunk_elements=2 * B * F)
+    gen = torch.Generator().manual_seed(7)                               # replay: chunks of 2, 2, 1
+    for lo, hi in ((0, 2), (2, 4), (4, 5)):
+        ref = ToyModels(hi - lo, F, H, feature_probability=p[lo:hi], importance=m.importance[lo:hi],
+                        variant=variant)
+        ref.W.data.copy_(m.W.data[lo:hi])
+        ref.b.data.copy_(m.b.data[lo:hi])
+        x = ref.generate_batch(B, gen, nonempty=True)
+        l_b, gw_b, gb_b = toy_loss_grad_torch(ref.W, ref.b, x, ref.importance, relu=variant == "relu")
+        l_ref = ref.loss_per_instance(x, nonempty=True)
+        l_ref.sum().backward()
+        torch.testing.assert_close(loss[lo:hi], l_ref.detach(), rtol=1e-5, atol=1e-7)
+        torch.testing.assert_close(m.W.grad[lo:hi], ref.W.grad, rtol=1e-4, atol=1e-6)
+        torch.testing.assert_close(m.b.grad[lo:hi], ref.b.grad, rtol=1e-4, atol=1e-6)
+        gw, gb = torch.empty_like(gw_b), torch.empty_like(gb_b)          # batch term alone
+        l_c = batch_loss_grad(ref.W.detach(), ref.b.detach(), ref.importance, x.mT,
+                              relu=variant == "relu", grad_w=gw, grad_b=gb)
+        torch.testing.assert_close(l_c, l_b, rtol=1e-5, atol=1e-7)
+        torch.testing.assert_close(gw, gw_b, rtol=1e-4, atol=1e-6)
+        torch.testing.assert_close(gb, gb_b, rtol=1e-4, atol=1e-6)
