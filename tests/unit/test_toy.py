@@ -7,7 +7,13 @@ import torch
 from scipy import stats
 
 from workbench.kernels.toy_step import toy_loss_grad_torch
-from workbench.models.toy import ToyModels, batch_loss_grad, fill_uniform, importance_vector
+from workbench.models.toy import (
+    ToyModels,
+    augmented_weights,
+    batch_loss_grad,
+    fill_uniform,
+    importance_vector,
+)
 from workbench.toy_training import evaluate, train_toys
 
 
@@ -206,7 +212,8 @@ def test_chunked_sample_loss_and_grad_equals_autograd_on_the_same_draws(variant)
         torch.testing.assert_close(m.W.grad[lo:hi], ref.W.grad, rtol=1e-4, atol=1e-6)
         torch.testing.assert_close(m.b.grad[lo:hi], ref.b.grad, rtol=1e-4, atol=1e-6)
         gw, gb = torch.empty_like(gw_b), torch.empty_like(gb_b)          # batch term alone
-        l_c = batch_loss_grad(ref.W.detach(), ref.b.detach(), ref.importance, x.mT,
+        W, b, ones = ref.W.detach(), ref.b.detach(), torch.ones(hi - lo, 1, B)
+        l_c = batch_loss_grad(augmented_weights(W, b), W, ref.importance, torch.cat((x.mT, ones), 1),
                               relu=variant == "relu", grad_w=gw, grad_b=gb)
         torch.testing.assert_close(l_c, l_b, rtol=1e-5, atol=1e-7)
         torch.testing.assert_close(gw, gw_b, rtol=1e-4, atol=1e-6)

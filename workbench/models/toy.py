@@ -47,23 +47,28 @@ def fill_uniform(out: torch.Tensor, generator: RandomSource = None) -> torch.Ten
     return out
 
 
-def batch_loss_grad(W: torch.Tensor, b: torch.Tensor, importance: torch.Tensor, x_t: torch.Tensor, *,
+def augmented_weights(W: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """[WᵀW | b], shape (c, F, F+1): z = WᵀW x + b = [WᵀW | b] [x; 1] (see :func:`batch_loss_grad`)."""
+    return torch.cat((W.mT @ W, b[:, :, None]), 2)
+
+
+def batch_loss_grad(Mb: torch.Tensor, W: torch.Tensor, importance: torch.Tensor, x1_t: torch.Tensor, *,
                     relu: bool, grad_w: torch.Tensor, grad_b: torch.Tensor) -> torch.Tensor:
     r"""Loss per instance (c,) of x' = ReLU(Wᵀ W x + b) (or linear); ∂ΣL/∂W, ∂ΣL/∂b into ``grad_*``.
 
-    ``x_t`` is the batch feature-major, (c, F, B) (``x.mT`` of an (c, B, F) batch), so element-wise
-    work runs along the long batch axis. Hand-derived backward pass ([1]_, loss
-    L = (1/B) Σ_{b,f} I_f (x'_f − x_f)²) through M = WᵀW (symmetric, F×F): with z = M x + b,
+    ``x1_t`` is the batch feature-major with a row of ones appended, [x; 1] of shape (c, F+1, B),
+    so element-wise work runs along the long batch axis and the bias rides in the matrix products;
+    ``Mb`` is :func:`augmented_weights` (W, b). Hand-derived backward pass ([1]_, loss
+    L = (1/B) Σ_{b,f} I_f (x'_f − x_f)²) through the symmetric M = WᵀW: with z = M x + b,
     e = x' − x, D = e ⊙ 1[z > 0] (relu) and s = 2 I / B,
 
-    .. math:: G = ∂L/∂M = (Σ_b x Dᵀ) \operatorname{diag}(s),\quad ∂L/∂W = W (G + Gᵀ),\quad
-              ∂L/∂b = s ⊙ Σ_b D .
+    .. math:: [G; ∂L/∂b] = (Σ_b [x; 1] Dᵀ) \operatorname{diag}(s),\qquad ∂L/∂W = W (G + Gᵀ),
 
-    Two GEMMs per chunk (z and G) with F-sized inner dimensions; s scales the small F×F result
-    instead of the batch.
+    where G = ∂L/∂M: two GEMMs per chunk, and s scales the small (F+1)×F result, not the batch.
     """
-    B = x_t.shape[2]
-    z = torch.baddbmm(b[:, :, None], W.mT @ W, x_t)                     # z = M x + b: (c, F, B)
+    F, B = W.shape[2], x1_t.shape[2]
+    x_t = x1_t[:, :F]
+    z = torch.bmm(Mb, x1_t)                                             # z = M x + b: (c, F, B)
     if relu:
         z.clamp_min_(0.0)                                               # x' = ReLU(z) in place
     e = torch.sub(z, x_t) if relu else z.sub_(x_t)                      # e = x' − x
@@ -71,9 +76,9 @@ def batch_loss_grad(W: torch.Tensor, b: torch.Tensor, importance: torch.Tensor, 
     if relu:                                                            # D: 0 where x' = 0
         e = torch.ops.aten.threshold_backward.grad_input(e, z, 0.0, grad_input=e)
     s = importance * (2.0 / B)                                          # (c, F)
-    g = torch.bmm(x_t, e.mT).mul_(s[:, None, :])                        # ∂L/∂M (c, F, F)
-    torch.bmm(W, g + g.mT, out=grad_w)
-    torch.mul(e.sum(-1), s, out=grad_b)
+    g = torch.bmm(x1_t, e.mT).mul_(s[:, None, :])                       # [∂L/∂M; ∂L/∂b]: (c, F+1, F)
+    torch.bmm(W, g[:, :F] + g[:, :F].mT, out=grad_w)
+    grad_b.copy_(g[:, F])
     return loss
 
 
@@ -179,40 +184,48 @@ class ToyModels(nn.Module):
         """
         if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-        u_t = torch.empty((self.n_instances, self.n_features, int(batch_size)), device=self.W.device)
-        return self._sample_(fill_uniform(u_t, generator), self.feature_probability, generator, nonempty).mT
+        u_t = fill_uniform(torch.empty((self.n_instances, self.n_features, int(batch_size)),
+                                       device=self.W.device), generator)
+        return self._sample_(u_t, self.feature_probability, self._first_cdf() if nonempty else None,
+                             generator, torch.empty_like(u_t)).mT
 
-    def _sample_(self, u_t: torch.Tensor, prob: torch.Tensor, generator: RandomSource,
-                 nonempty: bool) -> torch.Tensor:
-        """Turn uniforms u_t (c, F, B) in place into a feature-major batch for probabilities prob (c, F)."""
+    def _sample_(self, u_t: torch.Tensor, prob: torch.Tensor, cdf: torch.Tensor | None,
+                 generator: RandomSource, out: torch.Tensor) -> torch.Tensor:
+        """Write a feature-major batch (c, F, B) into ``out`` from uniforms ``u_t`` (c, F, B, overwritten).
+
+        ``prob`` (c, F) are the feature probabilities; ``cdf`` (c, F) from :meth:`_first_cdf`
+        conditions the samples on x ≠ 0 (None: plain samples).
+        """
         p = prob[:, :, None]                                                 # (c, F, 1)
-        if nonempty:
-            keep, first = self._first_active(prob, generator, u_t.shape[2])
+        if cdf is not None:
+            first = self._before_first_(cdf, generator, out)                 # out = −1[f < K]
             u_first = u_t.gather(1, first)                                   # U[0, 1], independent of K
         if self.variant == "abs":
-            active = u_t < p
-            x_t = u_t.div_(p).mul_(2).sub_(1).mul_(active)
-        else:  # in place, no masks: v = −u/p; keep v where v > −1 (u < p) else 0; x = −v
-            x_t = torch.nn.functional.threshold_(u_t.div_(p.neg()), -1.0, 0.0).neg_()
-        if not nonempty:
-            return x_t
-        return x_t.mul_(keep).scatter_(1, first, u_first.mul_(2).sub_(1) if self.variant == "abs" else u_first)
+            x = torch.div(u_t, p).mul_(2).sub_(1).mul_(u_t < p)
+            out.copy_(x if cdf is None else x.mul_(out.add_(1)))
+        else:  # v = −u/p (−1 less before K); keep v where v > −1 (u < p, f ≥ K) else 0; x = −v
+            v = torch.div(u_t, p.neg(), out=out) if cdf is None else out.addcdiv_(u_t, p, value=-1.0)
+            torch.nn.functional.threshold_(v, -1.0, 0.0).neg_()
+        if cdf is None:
+            return out
+        return out.scatter_(1, first, u_first.mul_(2).sub_(1) if self.variant == "abs" else u_first)
+
+    def _first_cdf(self, prob: torch.Tensor | None = None) -> torch.Tensor:
+        """C_k = P(K ≤ k) of the first active feature K of a sample x ≠ 0, (c, F): C_k ∝ 1 − Π_{j≤k} S_j."""
+        prob = self.feature_probability if prob is None else prob
+        cdf = 1 - torch.cumprod(1 - prob, -1)
+        return cdf / cdf[:, -1:]                                             # last = 1
 
     @staticmethod
-    def _first_active(prob: torch.Tensor, generator: RandomSource,
-                      batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """For samples conditioned on x ≠ 0: the 0/1 mask 1[f ≥ K] (c, F, B) and K (c, 1, B).
+    def _before_first_(cdf: torch.Tensor, generator: RandomSource, out: torch.Tensor) -> torch.Tensor:
+        """Draw K (c, 1, B) by inverting ``cdf`` with one uniform u₀ per sample; ``out`` = −1[f < K].
 
-        K is the first active feature, P(K ≤ k) = C_k ∝ 1 − Π_{j≤k} S_j, drawn by inverting C with
-        one uniform u₀ per sample: K = #{k : C_k < u₀}, so f ≥ K exactly when C_f ≥ u₀ (float
-        subtraction is exact about zero, so sign(C_f − u₀) decides it without a bool tensor).
+        K = #{k : C_k < u₀}, so f < K exactly when C_f < u₀; float subtraction is exact about zero,
+        so min(sign(C_f − u₀), 0) is that indicator (negated) without a bool tensor.
         """
-        cdf = 1 - torch.cumprod(1 - prob, -1)                                # P(K ≤ k) unnormalised
-        cdf = cdf / cdf[:, -1:]                                              # (c, F), last = 1
-        u0 = fill_uniform(torch.empty((prob.shape[0], batch_size), device=prob.device), generator)
-        keep = torch.sub(cdf[:, :, None], u0[:, None, :]).sign_().add_(1).clamp_max_(1)  # 1[C_f ≥ u₀]
-        first = (prob.shape[1] - keep.sum(1, keepdim=True)).long()           # K: (c, 1, B)
-        return keep, first
+        u0 = fill_uniform(torch.empty((out.shape[0], out.shape[2]), device=out.device), generator)
+        torch.sub(cdf[:, :, None], u0[:, None, :], out=out).sign_().clamp_max_(0.0)
+        return out.sum(1, keepdim=True).neg_().long()
 
     # --- model -------------------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -280,8 +293,10 @@ class ToyModels(nn.Module):
     @torch.no_grad()
     def _batch_loss_grad(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Batch loss (I,) and its gradients (W, b), hand-derived (:func:`batch_loss_grad`)."""
-        gW, gb = torch.empty_like(self.W), torch.empty_like(self.b)
-        loss = batch_loss_grad(self.W.detach(), self.b.detach(), self.importance, x.mT,
+        W, b = self.W.detach(), self.b.detach()
+        gW, gb = torch.empty_like(W), torch.empty_like(b)
+        x1_t = torch.cat((x.mT, x.new_ones(x.shape[0], 1, x.shape[1])), 1)
+        loss = batch_loss_grad(augmented_weights(W, b), W, self.importance, x1_t,
                                relu=self.variant == "relu", grad_w=gW, grad_b=gb)
         return loss, gW, gb
 
@@ -315,14 +330,15 @@ class ToyModels(nn.Module):
         I, B, F = self.n_instances, int(batch_size), self.n_features
         W, b = self.W.detach(), self.b.detach()
         gW, gb, loss = torch.empty_like(W), torch.empty_like(b), torch.empty(I)
+        Mb, cdf = augmented_weights(W, b), self._first_cdf() if nonempty else None
         per = max(1, min(I, chunk_elements // (B * F)))
-        buf = torch.empty(per, F, B)
+        u_t, x1_t = torch.empty(per, F, B), torch.ones(per, F + 1, B)       # x1_t = [x; 1]
         for i0 in range(0, I, per):
-            sl = slice(i0, min(I, i0 + per))
-            x_t = self._sample_(fill_uniform(buf[: sl.stop - i0], generator), self.feature_probability[sl],
-                              generator, nonempty)
-            loss[sl] = batch_loss_grad(W[sl], b[sl], self.importance[sl], x_t, relu=self.variant == "relu",
-                                       grad_w=gW[sl], grad_b=gb[sl])
+            sl, n = slice(i0, min(I, i0 + per)), min(I, i0 + per) - i0
+            self._sample_(fill_uniform(u_t[:n], generator), self.feature_probability[sl],
+                          None if cdf is None else cdf[sl], generator, x1_t[:n, :F])
+            loss[sl] = batch_loss_grad(Mb[sl], W[sl], self.importance[sl], x1_t[:n],
+                                       relu=self.variant == "relu", grad_w=gW[sl], grad_b=gb[sl])
         if nonempty:
             loss, gW, gb = self._add_empty_term(loss, gW, gb)
         self.W.grad, self.b.grad = gW, gb
