@@ -210,10 +210,9 @@ class ToyModels(nn.Module):
             return out
         return out.scatter_(1, first, u_first.mul_(2).sub_(1) if self.variant == "abs" else u_first)
 
-    def _first_cdf(self, prob: torch.Tensor | None = None) -> torch.Tensor:
-        """C_k = P(K ≤ k) of the first active feature K of a sample x ≠ 0, (c, F): C_k ∝ 1 − Π_{j≤k} S_j."""
-        prob = self.feature_probability if prob is None else prob
-        cdf = 1 - torch.cumprod(1 - prob, -1)
+    def _first_cdf(self) -> torch.Tensor:
+        """C_k = P(K ≤ k) of the first active feature K of a sample x ≠ 0, (I, F): C_k ∝ 1 − Π_{j≤k} S_j."""
+        cdf = 1 - torch.cumprod(1 - self.feature_probability, -1)
         return cdf / cdf[:, -1:]                                             # last = 1
 
     @staticmethod
