@@ -9,6 +9,12 @@
   fraction of training time (candidate = training with the probe, reference = without).
 
 Every row checks that the alphas agree (``max_alpha_diff`` over the common layers).
+
+The floor on CPU is the float64 eigensolve (LAPACK ``dsytrd``, memory-bound: ~40 ms per 768×768
+Gram matrix on one core here) plus the Gram products (~26 ms per float32 768×3072, ~14 ms per
+float64 768×768 ``?syrk``): ~1.45 s of CPU for the synthetic model, >= 0.72 s on two free cores.
+weightwatcher's time depends on load far more than ours (its multi-threaded SVDs collapse), so
+ratios measured on a busy machine overstate the quiet-machine ratio.
 """
 from __future__ import annotations
 

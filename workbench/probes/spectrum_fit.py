@@ -1,8 +1,8 @@
 """Fits on eigenvalue spectra: power-law tail (alpha, xmin, KS distance) and Marchenko–Pastur bulk.
 
 Both are batched over layers that share a number of eigenvalues and vectorised over all xmin / sigma
-candidates at once (sort, cumulative sums, one KS evaluation per chunk of candidates) instead of the
-per-candidate Python loop of WeightWatcher. Conventions follow weightwatcher 0.7.7
+candidates at once (sort, cumulative sums, one KS evaluation per cache-sized block of candidates
+against their tails only, n²/2 terms) instead of the per-candidate Python loop of WeightWatcher. Conventions follow weightwatcher 0.7.7
 (``WW_powerlaw.WWFit``, ``RMT_Util.fit_density_with_range``) so the numbers agree with it:
 
 - eigenvalues ``<= 1e-5`` are dropped before the power-law fit (``EVALS_THRESH``);
