@@ -32,6 +32,11 @@ def discover() -> list[str]:
     return sorted(p.stem for p in Path(__file__).parent.glob("bench_*.py"))
 
 
+def row_key(row: dict) -> tuple[str, str, str, str]:
+    """Identity of a result row: one comparison of one workload (rows of a partial run replace these)."""
+    return row["module"], row["benchmark"], row["workload"], row["reference"]
+
+
 def to_markdown(rows: list[dict], header: str) -> str:
     lines = [header, "", "| benchmark | workload | ours | reference | ours (s) | ref (s) | ratio (ref/ours) | load 1m |",
              "|---|---|---|---|---|---|---|---|"]
@@ -87,9 +92,9 @@ def main(argv: list[str] | None = None) -> int:
     existing = {}
     path = RESULTS / f"{stem}.json"
     if args.only and path.exists():  # merge a partial run into the previous full table
-        existing = {(r["module"], r["benchmark"], r["workload"]): r for r in json.loads(path.read_text())["rows"]}
+        existing = {row_key(r): r for r in json.loads(path.read_text())["rows"]}
     for r in rows:
-        existing[(r["module"], r["benchmark"], r["workload"])] = r
+        existing[row_key(r)] = r
     rows = sorted(existing.values(), key=lambda r: (r["module"], r["benchmark"]))
     path.write_text(json.dumps({"info": info, "rows": rows}, indent=1, default=str))
     header = f"## Benchmarks on {device} ({info['date']}, torch {info['torch']}, {args.threads} threads)"
