@@ -24,8 +24,8 @@ Conventions (weightwatcher 0.7.7, so the numbers agree with it):
   default (``precision="mixed"``; float64 straight away for near-square matrices, N < 1.1 M, whose
   smallest eigenvalue is near 0, and for small ones, N·M² < 2^24, where float32 saves nothing)
   and diagonalised in float64. On CPU each matrix is one task — BLAS ``?syrk`` (half a GEMM's
-  flops) read straight from the weight's memory, then LAPACK ``dsyevd`` through scipy, both
-  single-threaded — and the tasks run largest first on a persistent pool of
+  flops) read straight from the weight's memory, then LAPACK ``dsyevd``, both single-threaded
+  and through NumPy, which releases the GIL (SciPy's wrappers hold it) — and the tasks run largest first on a persistent pool of
   ``torch.get_num_threads()`` threads: the tridiagonal reduction is BLAS-2 (memory) bound and
   scales poorly with BLAS threads, so matrices are spread over threads instead. On GPU, one
   batched product and ``torch.linalg.eigvalsh`` per group of equally shaped matrices. A layer is
@@ -46,8 +46,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
-import scipy.linalg
-import scipy.linalg.blas
 import torch
 import xarray as xr
 from threadpoolctl import ThreadpoolController
@@ -223,20 +221,19 @@ def _executor(workers: int) -> ThreadPoolExecutor:
 
 
 def _gram_np(w: np.ndarray) -> np.ndarray:
-    """Lower triangle of the smaller Gram matrix of ``w`` (N×M) by BLAS ``?syrk`` (N·M² flops,
-    half a GEMM's), Fortran-ordered. A row-major W is a column-major W^T, so with ``a = w.T``
-    W^T W = a a^T (trans=0) and W W^T = a^T a (trans=1), and no transposed copy is made."""
-    syrk = scipy.linalg.blas.ssyrk if w.dtype == np.float32 else scipy.linalg.blas.dsyrk
-    return syrk(1.0, w.T, trans=0 if w.shape[0] >= w.shape[1] else 1, lower=1)
+    """The smaller Gram matrix of ``w`` (N×M). NumPy's matmul calls BLAS ``?syrk`` for ``a.T @ a``
+    (N·M² flops, half a GEMM's) and, unlike SciPy's f2py BLAS/LAPACK wrappers, releases the GIL, so
+    the pool's threads really run in parallel."""
+    return w.T @ w if w.shape[0] >= w.shape[1] else w @ w.T
 
 
 def _evals_np(m: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """Eigenvalues (ascending, float64) of the smaller Gram matrix of ``m``: the product in
     ``dtype`` (:func:`_gram_np`), LAPACK ``dsyevd`` (eigenvalues only: ``dsytrd`` + ``dsterf``) in
-    float64 (see the module docstring for why not float32)."""
-    g = _gram_np(m.to(dtype).numpy()).astype(np.float64, order="F", copy=False)
-    return torch.from_numpy(scipy.linalg.eigh(g, lower=True, eigvals_only=True, driver="evd",
-                                              overwrite_a=True, check_finite=False))
+    float64 through ``numpy.linalg.eigvalsh``, which releases the GIL (see the module docstring
+    for why not float32)."""
+    g = _gram_np(m.to(dtype).numpy()).astype(np.float64, copy=False)
+    return torch.from_numpy(np.linalg.eigvalsh(g))
 
 
 def _evals_cpu(mats: list[torch.Tensor], dtypes: list[torch.dtype], threads: int) -> list[torch.Tensor]:
