@@ -253,7 +253,10 @@ class Run:
     def _write_group(gdir: Path, ds: xr.Dataset) -> None:
         versions = sorted(p.name for p in gdir.glob("v*"))
         version = f"v{int(versions[-1][1:]) + 1 if versions else 1:06d}"
-        ds = ds.copy()
+        # fixed-width numpy strings ("<U7") have no Zarr v3 spec; object strings are written as the
+        # specified variable-length UTF-8 type, readable by other Zarr libraries
+        ds = ds.copy().assign_coords({k: v.astype(object) for k, v in ds.coords.items() if v.dtype.kind == "U"})
+        ds = ds.assign({k: v.astype(object) for k, v in ds.data_vars.items() if v.dtype.kind == "U"})
         for name in ds.variables:
             ds[name].encoding = {}
         ds.to_zarr(gdir / version, mode="w", consolidated=False)
