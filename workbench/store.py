@@ -316,10 +316,10 @@ class Run:
         n = json.loads((tdir / "COMMITTED").read_text())
         values = g["values"]
         width = values.chunks[1]
-        rows = int(max(1, min(max(n, 1), TRAJ_READ_BYTES // (4 * width))))
+        rows = max(1, min(n, TRAJ_READ_BYTES // (4 * width)))
         lazy = da.from_zarr(values, chunks=(rows, width))[:n]
         return xr.DataArray(lazy, dims=("step", "param"),
-                            coords={"step": g["step"][:n], "param": np.arange(g["values"].shape[1])},
+                            coords={"step": g["step"][:n], "param": np.arange(values.shape[1])},
                             name="trajectory", attrs=dict(g.attrs))
 
     # -- checkpoints ---------------------------------------------------------------------------

@@ -42,22 +42,19 @@ def as_snapshots(x, name: str, device: torch.device, ndim: int | tuple[int, ...]
     return as_tensor(x, name, ndim=ndim, dtype=torch.float64, device=device)
 
 
-def gram(A: torch.Tensor) -> torch.Tensor:
-    """``A Aᵀ``; on CPU through NumPy, whose matmul recognises ``A @ A.T`` and calls BLAS ``syrk`` (half
-    the flops). Every large product of a fit goes through NumPy's BLAS: OpenBLAS threads spin-wait after
-    a call, and a second BLAS library (SciPy's, torch's) running next to them ran 2x slower here."""
-    if A.device.type == "cpu":
-        a = A.numpy()
-        return torch.from_numpy(a @ a.T)
-    return A @ A.mT
-
-
-def few_rows_times(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
-    """``A @ B`` for a few rows ``A`` (modes × time) and a wide ``B`` (time × features); on CPU through
-    NumPy's BLAS, 2x faster than torch's matmul for this shape on one thread here."""
+def blas_matmul(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
+    """``A @ B``; on CPU through NumPy's BLAS. Every large product of a fit goes through this one BLAS
+    library: OpenBLAS threads spin-wait after a call, and a second library (SciPy's, torch's) running
+    next to them ran 2x slower here; NumPy is also 2x faster than torch for (modes × time) @ (time ×
+    features)."""
     if A.device.type == "cpu" and A.dtype == B.dtype:
         return torch.from_numpy(A.numpy() @ B.numpy())
     return A @ B
+
+
+def gram(A: torch.Tensor) -> torch.Tensor:
+    """``A Aᵀ``; NumPy's matmul recognises ``A @ A.T`` and calls BLAS ``syrk`` (half the flops)."""
+    return blas_matmul(A, A.mT)
 
 
 def validate_pairs(X, y, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
@@ -241,9 +238,9 @@ class DMD(KoopmanEstimator):
         eigs, W = torch.linalg.eig(atilde)
         # 3. modes: exact Φ = X1ᵀ V Σ⁻¹ W, or projected U W (U = X0ᵀ V Σ⁻¹ on the Gram route)
         if self.exact:
-            Phi = few_rows_times(s_inv_V.mT.contiguous(), X1).mT.to(W.dtype) @ W  # no transposed copy of X1
+            Phi = blas_matmul(s_inv_V.mT, X1).mT.to(W.dtype) @ W  # no transposed copy of X1
         else:
-            U = svd.U if svd.U is not None else few_rows_times(s_inv_V.mT.contiguous(), X0).mT
+            U = svd.U if svd.U is not None else blas_matmul(s_inv_V.mT, X0).mT
             Phi = U.to(W.dtype) @ W
         self._modes = Phi.mT
         amplitudes = None

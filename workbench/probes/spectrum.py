@@ -38,12 +38,11 @@ Conventions (weightwatcher 0.7.7, so the numbers agree with it):
 """
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 
 import numpy as np
 import torch
@@ -213,7 +212,7 @@ def _blas_controller() -> ThreadpoolController:
     return ThreadpoolController()
 
 
-@lru_cache(maxsize=None)
+@cache
 def _executor(workers: int) -> ThreadPoolExecutor:
     """A persistent pool of ``workers`` threads (starting threads per call costs up to 0.1 s under
     load)."""
@@ -253,23 +252,16 @@ def _evals_cpu(mats: list[torch.Tensor], dtypes: list[torch.dtype], threads: int
     return out  # type: ignore[return-value]
 
 
-def _evals_torch(mats: list[torch.Tensor], dtypes: list[torch.dtype], device: torch.device,
-                 max_batch_bytes: int = 256 << 20) -> list[torch.Tensor]:
-    """The same on a GPU: one batched Gram product (in the group's dtype) and float64
-    ``torch.linalg.eigvalsh`` per group of equally shaped matrices of one dtype, groups split at
-    ``max_batch_bytes``."""
-    groups: dict[tuple, list[int]] = defaultdict(list)
-    for k, (m, dt) in enumerate(zip(mats, dtypes)):
-        groups[(tuple(m.shape), dt)].append(k)
+def _evals_torch(mats: list[torch.Tensor], dtypes: list[torch.dtype], device: torch.device) -> list[torch.Tensor]:
+    """The same on a GPU: :func:`workbench.kernels.gram_eigvalsh` (one batched Gram product and float64
+    ``torch.linalg.eigvalsh`` per group of equally shaped matrices) for each Gram dtype in ``dtypes``."""
+    from workbench.kernels import gram_eigvalsh
+
     out: list[torch.Tensor | None] = [None] * len(mats)
-    for (shape, dtype), members in groups.items():
-        per = max(1, max_batch_bytes // (int(np.prod(shape)) * (torch.finfo(dtype).bits // 8)))
-        for s in range(0, len(members), per):
-            idx = members[s:s + per]
-            w = torch.stack([mats[k].to(device=device, dtype=dtype) for k in idx])
-            g = w.mT @ w if w.shape[-2] >= w.shape[-1] else w @ w.mT
-            for k, ev in zip(idx, torch.linalg.eigvalsh(g.to(torch.float64))):
-                out[k] = ev
+    for dtype in set(dtypes):
+        idx = [k for k, d in enumerate(dtypes) if d == dtype]
+        for k, ev in zip(idx, gram_eigvalsh([mats[k] for k in idx], gram_dtype=dtype, device=device)):
+            out[k] = ev
     return out  # type: ignore[return-value]
 
 
