@@ -37,6 +37,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from workbench.models.sparse_mix import sparse_mix
+
 
 class HookPoint(nn.Module):
     """Identity module wrapping an activation so forward hooks can read or replace it (TransformerLens)."""
@@ -197,8 +199,10 @@ class Transformer(nn.Module):
         are ``(vocab, head)`` and ``(vocab, head, d_model)`` tables; per example we gather rows,
         softmax over the 3 positions, and sum ``pattern · o``. Everything downstream reads the
         residual ``r_mid`` linearly through ``W_read = [W_in | W_U]``, so the value-output tables are
-        pre-multiplied by ``W_read`` (``(2·vocab·head, d_mlp + p)``) and mixed by one
-        ``embedding_bag``; then ``logits = r_mid W_U + b_out W_U + ReLU(r_mid W_in + b_in) (W_out W_U)``.
+        pre-multiplied by ``W_read`` (``((2·vocab + 1)·head, d_mlp + p)``; the ``+ 1`` is the ``=`` key)
+        and mixed, together with the constant ``r_2(=) W_read + [b_in | b_out W_U]`` as one more row
+        of weight 1, by one sparse gather (:func:`~workbench.models.sparse_mix.sparse_mix`, 3·head + 1
+        rows per example); then ``logits = r_mid W_U + b_out W_U + ReLU(r_mid W_in + b_in) (W_out W_U)``.
         """
         self._check_tokens(x)
         if self.n_layers != 1 or x.shape[1] != 3:
@@ -212,28 +216,29 @@ class Transformer(nn.Module):
         q = torch.einsum("d,hde->he", r2, attn.W_Q) / math.sqrt(self.d_head)  # (head, d_head)
         S = R @ torch.einsum("hde,he->dh", attn.W_K, q)  # (pos, vocab, head) scores vs the query
         W_OV = torch.einsum("hde,hef->dhf", attn.W_V, attn.W_O).reshape(D, H * D)  # (d_model, head*d_model)
-        OV = R[:2].reshape(2 * V, D) @ W_OV  # (2*vocab, head*d_model) value-outputs of keys a and b
-        ov2 = r2 @ W_OV  # (head*d_model,) value-output of the "=" key
+        keys = torch.cat([R[:2].reshape(2 * V, D), r2[None]])  # key residuals: a, b (any token) and "="
+        OV = keys @ W_OV  # (2*vocab + 1, head*d_model) value-outputs of every key
         # everything after attention is read from resid_mid linearly: MLP input and the direct path
         W_read = torch.cat([mlp.W_in, self.W_U], dim=1)  # (d_model, d_mlp + p)
-        table = (OV.reshape(-1, H, D) @ W_read).reshape(-1, W_read.shape[1])  # (2*vocab*head, d_mlp+p)
-        table2 = ov2.reshape(H, D) @ W_read  # (head, d_mlp + p)
         const = r2 @ W_read + torch.cat([mlp.b_in, mlp.b_out @ self.W_U])  # (d_mlp + p,)
+        table = torch.cat([(OV.reshape(-1, H, D) @ W_read).reshape(-1, W_read.shape[1]), const[None]])
         # 2. per example: gather the 3 key positions' scores, softmax, mix table rows
         n = len(a)
         scores = torch.stack([S[0, a], S[1, b], S[2, eq].expand(n, H)], dim=1)  # (batch, pos, head)
         pattern = torch.softmax(scores, dim=1)
-        rows = torch.stack([a, V + b], dim=1)  # (batch, 2) row of OV for keys a, b
-        idx = (rows[:, :, None] * H + torch.arange(H, device=x.device)).reshape(n, 2 * H)
-        mixed = F.embedding_bag(idx, table, per_sample_weights=pattern[:, :2].reshape(n, 2 * H), mode="sum")
-        return torch.addmm(const + mixed, pattern[:, 2], table2)  # (batch, d_mlp + p) = resid_mid @ W_read
+        heads = torch.arange(H, device=x.device)
+        rows = torch.stack([a, V + b, torch.full_like(a, 2 * V)], dim=1)  # (batch, pos) row of OV
+        idx = torch.cat([(rows[:, :, None] * H + heads).reshape(n, 3 * H),
+                         torch.full_like(a, (2 * V + 1) * H)[:, None]], dim=1)  # the last: const
+        weights = torch.cat([pattern.reshape(n, 3 * H), pattern.new_ones(n, 1)], dim=1)
+        return sparse_mix(idx, weights, table)  # (batch, d_mlp + p) = resid_mid @ W_read
 
     def forward_fast(self, x: torch.Tensor) -> torch.Tensor:
         """Last-position logits from per-vocabulary tables (see :meth:`_fast_read`); one layer only."""
-        mid = self._fast_read(x)
-        post = torch.relu(mid[:, : self.d_mlp])
+        # split, not two slices: its backward is one cat instead of two zero-filled full-size grads
+        pre, direct = torch.split(self._fast_read(x), [self.d_mlp, self.p], dim=1)
         mlp = self.blocks[0].mlp
-        return torch.addmm(mid[:, self.d_mlp:], post, mlp.W_out @ self.W_U)  # (batch, p)
+        return torch.addmm(direct, torch.relu(pre), mlp.W_out @ self.W_U)  # (batch, p)
 
     def neuron_acts_last(self, x: torch.Tensor) -> torch.Tensor:
         """Post-ReLU MLP activations at the last position, ``(batch, d_mlp)``, via the fast path.

@@ -22,6 +22,7 @@ References
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -58,6 +59,16 @@ def fourier_basis(p: int) -> xr.DataArray:
     like ``"cos 3"``), ``freq`` and ``kind`` on ``basis``.
     """
     p = _check_p(p)
+    B, names, freqs, kinds = _basis(p)
+    return xr.DataArray(B.numpy().copy(), dims=("basis", "residue"),
+                        coords={"basis": list(names), "freq": ("basis", list(freqs)), "kind": ("basis", list(kinds)),
+                                "residue": np.arange(p)}, attrs={"reference": PAPER})
+
+
+@lru_cache(maxsize=8)
+def _basis(p: int) -> tuple[torch.Tensor, tuple[str, ...], tuple[int, ...], tuple[str, ...]]:
+    """The basis matrix of :func:`fourier_basis` and its row labels, built once per ``p`` (the
+    probe uses it ~7 times per call). Callers must not modify the tensor in place."""
     x = torch.arange(p, dtype=torch.float64)
     rows, names, freqs, kinds = [torch.ones(p, dtype=torch.float64)], ["const"], [0], ["const"]
     for k in range(1, n_freqs(p) + 1):
@@ -66,14 +77,11 @@ def fourier_basis(p: int) -> xr.DataArray:
         freqs += [k, k]
         kinds += ["cos", "sin"]
     B = torch.stack(rows)
-    B = B / B.norm(dim=1, keepdim=True)
-    return xr.DataArray(B.numpy(), dims=("basis", "residue"),
-                        coords={"basis": names, "freq": ("basis", freqs), "kind": ("basis", kinds),
-                                "residue": np.arange(p)}, attrs={"reference": PAPER})
+    return B / B.norm(dim=1, keepdim=True), tuple(names), tuple(freqs), tuple(kinds)
 
 
 def _basis_tensor(p: int) -> torch.Tensor:
-    return torch.from_numpy(fourier_basis(p).values)
+    return _basis(_check_p(p))[0]
 
 
 def _per_freq(sq: torch.Tensor, p: int) -> torch.Tensor:
@@ -244,7 +252,7 @@ def fourier_2d(x: Any, name: str = "x", dtype: torch.dtype = torch.float64) -> x
     n = X.shape[2]
     f = (B @ X.reshape(p, p * n)).reshape(p, p, n)  # transform over a: (basis_a, b, n)
     f = (B @ f.transpose(0, 1).reshape(p, p * n)).reshape(p, p, n).transpose(0, 1)  # over b
-    labels = fourier_basis(p).basis.values
+    labels = list(_basis(p)[1])
     dims = ("basis_a", "basis_b", "channel")
     da = xr.DataArray(f.numpy(), dims=dims, coords={"basis_a": labels, "basis_b": labels})
     return (da if t.ndim == 3 else da.isel(channel=0, drop=True)).assign_attrs(reference=PAPER)
