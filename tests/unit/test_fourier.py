@@ -177,3 +177,15 @@ def test_detect_phases_on_synthetic_curves():
     assert detect_phases(flat)["boundaries"]["t2"] is None
     with pytest.raises(ValueError, match="test_loss"):
         detect_phases(ds[["train_acc"]])
+
+
+def test_key_frequencies_coverage_cut_drops_small_leftovers():
+    # three dominant frequencies and two leftovers at ~0.5 % of the energy (still far above the
+    # median): the leftovers pass the median test but not the 95 %-coverage cut
+    p = 31
+    W = _single_freq_embedding(p, [3, 7, 9], noise=0.0)
+    W = W + 0.2 * _single_freq_embedding(p, [2, 5], noise=0.0)
+    assert sorted(key_frequencies(W, p=p)) == [3, 7, 9]
+    assert sorted(key_frequencies(W, p=p, coverage=1.0)) == [2, 3, 5, 7, 9]
+    with pytest.raises(ValueError, match="coverage"):
+        key_frequencies(W, p=p, coverage=0.0)
