@@ -320,11 +320,18 @@ def test_gram_routes_match_svd(threads):
             torch.randn(64, 64, generator=gen), conv[:, :, 1], torch.randn(300, 48, generator=gen)]
     dtypes = [torch.float32, torch.float32, torch.float64, torch.float64, torch.float64]
     ref = [torch.sort(torch.linalg.svdvals(m.double()) ** 2).values for m in mats]
-    for got in (_evals_cpu(mats, dtypes, threads), _evals_torch(mats, dtypes, torch.device("cpu"))):
-        for g, r, dt in zip(got, ref, dtypes):
+    names = [f"m{k}" for k in range(len(mats))]
+    for got in (_evals_cpu(mats, dtypes, names, threads), _evals_torch(mats, dtypes, names, torch.device("cpu"))):
+        for (g, fro2), r, dt, m in zip(got, ref, dtypes, mats):
             assert g.dtype == torch.float64 and g.shape == r.shape
             tol = (1e-5 if dt == torch.float32 else 1e-12) * float(r[-1])
             np.testing.assert_allclose(g.numpy(), r.numpy(), rtol=0, atol=tol)
+            assert fro2 == pytest.approx(float((m.double() ** 2).sum()), rel=1e-13)  # computed in the task
+    # a NaN is reported from inside the pool's task, naming the layer
+    bad = torch.randn(300, 48, generator=gen)
+    bad[5, 7] = float("nan")
+    with pytest.raises(ValueError, match="layer 'broken'"):
+        _evals_cpu([mats[0], bad], dtypes[:2], ["m0", "broken"], threads)
 
 
 def test_blocked_frobenius_norm_is_float64_exact():
@@ -337,3 +344,23 @@ def test_blocked_frobenius_norm_is_float64_exact():
     assert _fro2(w.T, block=4096) == pytest.approx(exact, rel=1e-13)  # non-contiguous view
     assert _fro2(w.double()) == pytest.approx(exact, rel=1e-13)
     assert _fro2(w.half()) == pytest.approx(float(np.sum(w.half().numpy().astype(np.float64) ** 2)), rel=1e-13)
+
+
+def test_symmetric_eigvalsh_releases_gil_and_matches_numpy():
+    from workbench.probes.spectrum_eigvals import eigvalsh, releases_gil
+
+    gen = np.random.default_rng(0)
+    w = gen.standard_normal((500, 120))
+    g = w.T @ w
+    want = np.linalg.eigvalsh(g)
+    np.testing.assert_allclose(eigvalsh(g), want, rtol=0, atol=1e-12 * want[-1])
+    np.testing.assert_array_equal(g, w.T @ w)  # not overwritten by default
+    np.testing.assert_allclose(eigvalsh(np.asfortranarray(g), overwrite=True), want, rtol=0, atol=1e-12 * want[-1])
+    np.testing.assert_allclose(eigvalsh(g.astype(np.float32)), want, rtol=1e-4, atol=1e-5 * want[-1])
+    assert eigvalsh(np.zeros((0, 0))).shape == (0,)
+    with pytest.raises(ValueError, match="square"):
+        eigvalsh(np.ones((3, 4)))
+    # NumPy/SciPy wheels bundle libscipy_openblas: there the ctypes route must be the one in use
+    from threadpoolctl import threadpool_info
+    if any("scipy_openblas" in str(i.get("filepath")) for i in threadpool_info()):
+        assert releases_gil()

@@ -23,9 +23,11 @@ Conventions (weightwatcher 0.7.7, so the numbers agree with it):
 - eigenvalues come from the Gram matrix (the smaller of W^T W, W W^T), formed in float32 by
   default (``precision="mixed"``; float64 straight away for near-square matrices, N < 1.1 M, whose
   smallest eigenvalue is near 0, and for small ones, N·M² < 2^24, where float32 saves nothing)
-  and diagonalised in float64. On CPU each matrix is one task — BLAS ``?syrk`` (half a GEMM's
-  flops) read straight from the weight's memory, then LAPACK ``dsyevd``, both single-threaded
-  and through NumPy, which releases the GIL (SciPy's wrappers hold it) — and the tasks run largest first on a persistent pool of
+  and diagonalised in float64. On CPU each matrix is one task — its float64 Frobenius norm (which
+  doubles as the NaN/Inf check), BLAS ``?syrk`` (half a GEMM's flops) read straight from the
+  weight's memory through NumPy's matmul, then LAPACK ``dsyevd`` through ctypes
+  (:mod:`workbench.probes.spectrum_eigvals`; ``numpy.linalg.eigvalsh`` keeps the GIL on small
+  matrices and SciPy's wrappers hold it), all single-threaded and GIL-free — and the tasks run largest first on a persistent pool of
   ``torch.get_num_threads()`` threads: the tridiagonal reduction is BLAS-2 (memory) bound and
   scales poorly with BLAS threads, so matrices are spread over threads instead. On GPU, one
   batched product and ``torch.linalg.eigvalsh`` per group of equally shaped matrices. A layer is
@@ -56,6 +58,7 @@ from workbench.probes.spectrum_fit import (
     fit_power_law,
     mp_spikes,
 )
+from workbench.probes.spectrum_eigvals import eigvalsh as symmetric_eigvalsh
 from workbench.validation import as_tensor, check_finite
 
 __all__ = [
@@ -146,7 +149,7 @@ def _check_weight(w: torch.Tensor, name: str) -> float:
     return fro2
 
 
-def _raw_matrices(name: str, mod: nn.Module) -> Iterator[LayerMatrices]:
+def _raw_matrices(name: str, mod: nn.Module, weight_check=None) -> Iterator[LayerMatrices]:
     """Weights held as bare ``W_*`` parameters (TransformerLens-style models): 2-D as they are;
     3-D head-stacked ``(heads, a, b)`` as one matrix with the heads concatenated on the smaller
     side (W_Q ``(h, d_model, d_head)`` → ``(d_model, h·d_head)``, W_O ``(h, d_head, d_model)`` →
@@ -156,36 +159,39 @@ def _raw_matrices(name: str, mod: nn.Module) -> Iterator[LayerMatrices]:
             continue
         w = w.detach()
         full = f"{name}.{pname}" if name else pname
-        fro2 = _check_weight(w, full)
+        fro2 = (weight_check or _check_weight)(w, full)
         if w.ndim == 3:
             h, a, b = w.shape
             w = w.permute(1, 0, 2).reshape(a, h * b) if a > b else w.reshape(h * a, b)
         yield LayerMatrices(full, "parameter", [w], fro2=fro2)
 
 
-def layer_matrices(model: nn.Module, *, split_attention: bool = True) -> Iterator[LayerMatrices]:
+def layer_matrices(model: nn.Module, *, split_attention: bool = True, check: bool = True) -> Iterator[LayerMatrices]:
     """Yield the weight matrices of every analysable layer of ``model`` in ``named_modules`` order.
 
-    NaN/Inf weights raise ``ValueError`` naming the layer.
+    With ``check`` (default) each layer's float64 ``fro2`` is computed here and NaN/Inf weights
+    raise ``ValueError`` naming the layer; ``check=False`` leaves ``fro2`` NaN for the caller
+    (:func:`analyze` computes it inside its eigensolve tasks, in parallel).
     """
+    weight_check = _check_weight if check else (lambda w, name: float("nan"))
     for name, mod in model.named_modules():
         kind = _kind(mod)
         if kind is None:
-            yield from _raw_matrices(name, mod)
+            yield from _raw_matrices(name, mod, weight_check)
             continue
         if kind == "attention_in":
             w = getattr(mod, "in_proj_weight", None)
             if not split_attention or w is None:
                 continue
-            _check_weight(w.detach(), name)
+            weight_check(w.detach(), name)
             for part, chunk in zip("qkv", w.detach().chunk(3, dim=0)):
-                yield LayerMatrices(f"{name}.in_proj_{part}", kind, [chunk], fro2=_check_weight(chunk, name))
+                yield LayerMatrices(f"{name}.in_proj_{part}", kind, [chunk], fro2=weight_check(chunk, name))
             continue
         w = getattr(mod, "weight", None)
         if not isinstance(w, torch.Tensor) or w.ndim < 2:
             continue
         w = w.detach()
-        fro2 = _check_weight(w, name)
+        fro2 = weight_check(w, name)
         if w.ndim == 2:
             yield LayerMatrices(name, "dense" if kind == "conv1d" else kind, [w], fro2=fro2)
         elif kind in ("conv1d", "conv2d") and w.ndim in (3, 4):
@@ -226,57 +232,66 @@ def _gram_np(w: np.ndarray) -> np.ndarray:
     return w.T @ w if w.shape[0] >= w.shape[1] else w @ w.T
 
 
-def _evals_np(m: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+def _evals_np(m: torch.Tensor, dtype: torch.dtype, name: str | None) -> tuple[torch.Tensor, float]:
     """Eigenvalues (ascending, float64) of the smaller Gram matrix of ``m``: the product in
     ``dtype`` (:func:`_gram_np`), LAPACK ``dsyevd`` (eigenvalues only: ``dsytrd`` + ``dsterf``) in
-    float64 through ``numpy.linalg.eigvalsh``, which releases the GIL (see the module docstring
-    for why not float32)."""
-    g = _gram_np(m.to(dtype).numpy()).astype(np.float64, copy=False)
-    return torch.from_numpy(np.linalg.eigvalsh(g))
+    float64 through :func:`workbench.probes.spectrum_eigvals.eigvalsh`, which releases the GIL (see
+    the module docstring for why not float32). Given the layer's ``name``, the matrix's float64
+    ``||m||_F²`` is computed first (:func:`_check_weight`: NaN/Inf raise naming the layer) and
+    returned with the eigenvalues (NaN without a name)."""
+    fro2 = float("nan") if name is None else _check_weight(m, name)
+    g = _gram_np(m.to(dtype).numpy()).astype(np.float64, copy=False)  # a fresh array: overwritable
+    return torch.from_numpy(symmetric_eigvalsh(g, overwrite=True)), fro2
 
 
-def _evals_cpu(mats: list[torch.Tensor], dtypes: list[torch.dtype], threads: int) -> list[torch.Tensor]:
+def _evals_cpu(mats: list[torch.Tensor], dtypes: list[torch.dtype], names: list[str | None],
+               threads: int) -> list[tuple[torch.Tensor, float]]:
     """:func:`_evals_np` of every matrix, one single-threaded BLAS/LAPACK call chain per matrix, the
     matrices spread over ``threads`` persistent threads (BLAS and LAPACK release the GIL), largest
     first. The tridiagonal reduction is BLAS-2 bound and scales poorly with BLAS threads (and
     collapses under load), so parallelising across matrices is the faster split."""
     order = sorted(range(len(mats)), key=lambda k: -mats[k].shape[0] * mats[k].shape[1] * min(mats[k].shape))
-    out: list[torch.Tensor | None] = [None] * len(mats)
+    out: list[tuple[torch.Tensor, float] | None] = [None] * len(mats)
     with _blas_controller().limit(limits=1, user_api="blas"):
         if threads > 1 and len(mats) > 1:
-            res = _executor(threads).map(lambda k: _evals_np(mats[k], dtypes[k]), order)
+            res = _executor(threads).map(lambda k: _evals_np(mats[k], dtypes[k], names[k]), order)
         else:
-            res = (_evals_np(mats[k], dtypes[k]) for k in order)
-        for k, ev in zip(order, res):
-            out[k] = ev
+            res = (_evals_np(mats[k], dtypes[k], names[k]) for k in order)
+        for k, r in zip(order, res):
+            out[k] = r
     return out  # type: ignore[return-value]
 
 
-def _evals_torch(mats: list[torch.Tensor], dtypes: list[torch.dtype], device: torch.device) -> list[torch.Tensor]:
+def _evals_torch(mats: list[torch.Tensor], dtypes: list[torch.dtype], names: list[str | None],
+                 device: torch.device) -> list[tuple[torch.Tensor, float]]:
     """The same on a GPU: :func:`workbench.kernels.gram_eigvalsh` (one batched Gram product and float64
     ``torch.linalg.eigvalsh`` per group of equally shaped matrices) for each Gram dtype in ``dtypes``."""
     from workbench.kernels import gram_eigvalsh
 
-    out: list[torch.Tensor | None] = [None] * len(mats)
+    fro2 = [float("nan") if n is None else _check_weight(m, n) for m, n in zip(mats, names)]
+    out: list[tuple[torch.Tensor, float] | None] = [None] * len(mats)
     for dtype in set(dtypes):
         idx = [k for k, d in enumerate(dtypes) if d == dtype]
         for k, ev in zip(idx, gram_eigvalsh([mats[k] for k in idx], gram_dtype=dtype, device=device)):
-            out[k] = ev
+            out[k] = (ev, fro2[k])
     return out  # type: ignore[return-value]
 
 
 def _gram_evals(mats: list[torch.Tensor], dtypes: list[torch.dtype], device: torch.device,
-                threads: int | None = None) -> list[torch.Tensor]:
+                threads: int | None = None, names: list[str | None] | None = None) -> list[tuple[torch.Tensor, float]]:
     """Eigenvalues (ascending, float64) of the smaller Gram matrix of each matrix, the Gram product
-    in the matrix's entry of ``dtypes``: :func:`_evals_cpu` on CPU, :func:`_evals_torch` elsewhere."""
+    in the matrix's entry of ``dtypes``, with the float64 ``||m||_F²`` of the matrices that have a
+    layer name in ``names`` (NaN for the others): :func:`_evals_cpu` on CPU, :func:`_evals_torch`
+    elsewhere."""
+    names = names or [None] * len(mats)
     if device.type == "cpu":
-        return _evals_cpu([m.detach().cpu() for m in mats], dtypes, threads or torch.get_num_threads())
-    return _evals_torch(mats, dtypes, device)
+        return _evals_cpu([m.detach().cpu() for m in mats], dtypes, names, threads or torch.get_num_threads())
+    return _evals_torch(mats, dtypes, names, device)
 
 
 def _exact_evals(lay: LayerMatrices, device: torch.device, svd: bool = False) -> torch.Tensor:
     """float64 Gram route for one layer; float64 SVD where even that cannot resolve lambda_min."""
-    ps = [] if svd else _gram_evals(lay.mats, [torch.float64] * lay.rf, device)
+    ps = [] if svd else [ev for ev, _ in _gram_evals(lay.mats, [torch.float64] * lay.rf, device)]
     if svd or _ill_conditioned(ps, torch.float64):
         ps = [torch.linalg.svdvals(m.to(device=device, dtype=torch.float64)) ** 2 for m in lay.mats]
     return torch.sort(torch.cat(ps).clamp(min=0) * lay.scale).values
@@ -300,10 +315,17 @@ def _all_evals(layers: list[LayerMatrices], precision: str, device: torch.device
         return torch.float32 if fast else torch.float64
 
     flat = [(li, m) for li, lay in enumerate(layers) for m in lay.mats]
-    evs = _gram_evals([m for _, m in flat], [dtype_of(m) for _, m in flat], device, threads)
+    # layers without a Frobenius norm yet get it (and their NaN/Inf check) inside the same tasks
+    names = [layers[li].name if np.isnan(layers[li].fro2) else None for li, _ in flat]
+    evs = _gram_evals([m for _, m in flat], [dtype_of(m) for _, m in flat], device, threads, names)
     parts: list[list[torch.Tensor]] = [[] for _ in layers]
-    for (li, _), e in zip(flat, evs):
+    fro2 = [0.0] * len(layers)
+    for (li, _), (e, f) in zip(flat, evs):
         parts[li].append(e)
+        fro2[li] += f
+    for lay, f in zip(layers, fro2):
+        if np.isnan(lay.fro2):
+            lay.fro2 = f
     out, exact = [], []
     for lay, ps in zip(layers, parts):
         was64 = all(dtype_of(m) == torch.float64 for m in lay.mats)
@@ -362,7 +384,7 @@ def _select(model: nn.Module, layers: Sequence[str] | None, min_evals: int, max_
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if next(iter(model.parameters()), None) is None:
         raise ValueError("model is empty: it has no parameters")
-    found = [lay for lay in layer_matrices(model, split_attention=split_attention)
+    found = [lay for lay in layer_matrices(model, split_attention=split_attention, check=False)
              if min_evals <= lay.m * lay.rf <= max_evals and lay.n <= max_n]
     if layers is not None:
         names = {lay.name for lay in found}
