@@ -19,6 +19,7 @@ are cached up to ``cache_bytes``.
 from __future__ import annotations
 
 import hashlib
+from itertools import pairwise
 
 import torch
 from torch import nn
@@ -80,7 +81,7 @@ class ParameterRecorder:
         bounds = [k * dim // s for k in range(s + 1)]  # block k holds rows bounds[k] .. bounds[k+1]-1
         index_dtype = torch.int16 if dim <= torch.iinfo(torch.int16).max else torch.int32
         rows = torch.stack([torch.randint(lo, hi, (size,), generator=gen, dtype=index_dtype)
-                            for lo, hi in zip(bounds, bounds[1:])])
+                            for lo, hi in pairwise(bounds)])
         signs = torch.randint(0, 2, (s, size), generator=gen, dtype=torch.int8) * 2 - 1
         if self._cache is not None:
             self._cache[name] = (rows, signs)

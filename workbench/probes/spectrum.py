@@ -52,13 +52,13 @@ import xarray as xr
 from threadpoolctl import ThreadpoolController
 from torch import nn
 
+from workbench.probes.spectrum_eigvals import eigvalsh as symmetric_eigvalsh
 from workbench.probes.spectrum_fit import (
     EVALS_THRESH,
     effective_rank,
     fit_power_law,
     mp_spikes,
 )
-from workbench.probes.spectrum_eigvals import eigvalsh as symmetric_eigvalsh
 from workbench.validation import as_tensor, check_finite
 
 __all__ = [
