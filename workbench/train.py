@@ -205,7 +205,7 @@ def fit(
         elif time.monotonic() - last_flush > max(flush_seconds, FLUSH_COST_FACTOR * flush_cost):
             started = time.monotonic()
             flush()
-            last_flush, flush_cost = time.monotonic(), 0.0
+            last_flush = time.monotonic()
             flush_cost = last_flush - started
         if step == steps:
             break

@@ -40,7 +40,7 @@ Conventions (weightwatcher 0.7.7, so the numbers agree with it):
 """
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -149,7 +149,8 @@ def _check_weight(w: torch.Tensor, name: str) -> float:
     return fro2
 
 
-def _raw_matrices(name: str, mod: nn.Module, weight_check=None) -> Iterator[LayerMatrices]:
+def _raw_matrices(name: str, mod: nn.Module, weight_check: Callable[[torch.Tensor, str], float]
+                  ) -> Iterator[LayerMatrices]:
     """Weights held as bare ``W_*`` parameters (TransformerLens-style models): 2-D as they are;
     3-D head-stacked ``(heads, a, b)`` as one matrix with the heads concatenated on the smaller
     side (W_Q ``(h, d_model, d_head)`` → ``(d_model, h·d_head)``, W_O ``(h, d_head, d_model)`` →
@@ -159,7 +160,7 @@ def _raw_matrices(name: str, mod: nn.Module, weight_check=None) -> Iterator[Laye
             continue
         w = w.detach()
         full = f"{name}.{pname}" if name else pname
-        fro2 = (weight_check or _check_weight)(w, full)
+        fro2 = weight_check(w, full)
         if w.ndim == 3:
             h, a, b = w.shape
             w = w.permute(1, 0, 2).reshape(a, h * b) if a > b else w.reshape(h * a, b)
@@ -183,7 +184,6 @@ def layer_matrices(model: nn.Module, *, split_attention: bool = True, check: boo
             w = getattr(mod, "in_proj_weight", None)
             if not split_attention or w is None:
                 continue
-            weight_check(w.detach(), name)
             for part, chunk in zip("qkv", w.detach().chunk(3, dim=0)):
                 yield LayerMatrices(f"{name}.in_proj_{part}", kind, [chunk], fro2=weight_check(chunk, name))
             continue

@@ -27,7 +27,7 @@ __all__ = ["eigvalsh", "releases_gil"]
 
 @cache
 def _dsyevd():
-    """The ctypes function and its integer type, or None (then NumPy is used)."""
+    """The working ctypes ``LAPACKE_dsyevd``, or None (then NumPy is used)."""
     for info in threadpool_info():
         if info.get("internal_api") != "openblas" or "scipy_openblas" not in str(info.get("filepath")):
             continue
