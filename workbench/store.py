@@ -276,7 +276,10 @@ class Run:
 
     # -- parameter trajectory ------------------------------------------------------------------
     def _traj_steps(self) -> np.ndarray:
-        return zarr.open_group(self.path / "traj.zarr", mode="r")["step"][:]
+        """Steps of the committed rows only: rows past COMMITTED may be half-written (a resized
+        array's fill value 0, or a stale step from before a truncation)."""
+        n = json.loads((self.path / "traj.zarr" / "COMMITTED").read_text())
+        return zarr.open_group(self.path / "traj.zarr", mode="r")["step"][:n]
 
     def append_trajectory(self, step: int, vector: torch.Tensor | np.ndarray, attrs: dict | None = None) -> None:
         """Append one row ``vector`` (n_param,) at ``step`` to ``traj.zarr``; each row is stored in
@@ -294,8 +297,10 @@ class Run:
         values, steps = g["values"], g["step"]
         if values.shape[1] != vec.size:
             raise ValueError(f"trajectory rows have {values.shape[1]} params, got a vector of {vec.size}")
+        # each array on its own: a process killed between the two resizes leaves them unequal
         if values.shape[0] < n + 1:
             values.resize((n + 1, vec.size))
+        if steps.shape[0] < n + 1:
             steps.resize((n + 1,))
         values[n] = vec
         steps[n] = step

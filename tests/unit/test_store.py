@@ -87,6 +87,34 @@ def test_trajectory_rows_and_uncommitted_rows_are_invisible(run):
     np.testing.assert_allclose(run.trajectory().values[-1], 9.0)
 
 
+def test_trajectory_append_survives_a_kill_between_the_two_resizes(run):
+    import zarr
+
+    for step in range(2):
+        run.append_trajectory(step * 10, torch.full((5,), float(step)))
+    # killed after the values array grew for row 2 but before the step array did
+    zarr.open_group(run.path / "traj.zarr", mode="r+")["values"].resize((3, 5))
+    run.append_trajectory(20, torch.full((5,), 2.0))
+    traj = run.trajectory()
+    np.testing.assert_array_equal(traj.step, [0, 10, 20])
+    np.testing.assert_allclose(traj.values[:, 0], [0.0, 1.0, 2.0])
+
+
+def test_truncate_ignores_half_written_trajectory_rows(run):
+    import zarr
+
+    for step in (0, 25):
+        run.append_trajectory(step, torch.full((5,), float(step)))
+    # killed mid-append at step 50: both arrays grew (the new step still the fill value 0), no commit
+    g = zarr.open_group(run.path / "traj.zarr", mode="r+")
+    g["values"].resize((3, 5))
+    g["step"].resize((3,))
+    run.truncate(24)  # resume from a checkpoint at step 25
+    np.testing.assert_array_equal(run.trajectory().step, [0])
+    run.append_trajectory(25, torch.full((5,), 25.0))
+    np.testing.assert_array_equal(run.trajectory().step, [0, 25])
+
+
 def test_trajectory_is_lazy_and_stored_in_parameter_chunks(run, monkeypatch):
     import workbench.store as store_module
 
