@@ -10,6 +10,7 @@ from workbench.kernels.toy_step import toy_loss_grad_torch
 from workbench.models.toy import (
     ToyModels,
     augmented_weights,
+    chunk_states,
     batch_loss_grad,
     fill_uniform,
     importance_vector,
@@ -197,9 +198,11 @@ def test_chunked_sample_loss_and_grad_equals_autograd_on_the_same_draws(variant)
     p = torch.tensor([0.05, 0.2, 0.5, 0.9, 1.0])
     m = ToyModels(I, F, H, feature_probability=p, importance=torch.rand(I, F), variant=variant, seed=3)
     m.b.data.normal_(0, 0.3)
-    loss = m.sample_loss_and_grad(B, torch.Generator().manual_seed(7), chunk_elements=2 * B * F)
-    gen = torch.Generator().manual_seed(7)                               # replay: chunks of 2, 2, 1
-    for lo, hi in ((0, 2), (2, 4), (4, 5)):
+    loss = m.sample_loss_and_grad(B, np.random.default_rng(7), chunk_elements=2 * B * F)
+    states = chunk_states(np.random.default_rng(7), 3)                   # replay: chunks of 2, 2, 1
+    for (lo, hi), state in zip(((0, 2), (2, 4), (4, 5)), states):
+        gen = np.random.Generator(np.random.PCG64())
+        gen.bit_generator.state = state
         ref = ToyModels(hi - lo, F, H, feature_probability=p[lo:hi], importance=m.importance[lo:hi],
                         variant=variant)
         ref.W.data.copy_(m.W.data[lo:hi])
@@ -218,3 +221,26 @@ def test_chunked_sample_loss_and_grad_equals_autograd_on_the_same_draws(variant)
         torch.testing.assert_close(l_c, l_b, rtol=1e-5, atol=1e-7)
         torch.testing.assert_close(gw, gw_b, rtol=1e-4, atol=1e-6)
         torch.testing.assert_close(gb, gb_b, rtol=1e-4, atol=1e-6)
+
+
+def test_threaded_chunks_do_not_change_the_numbers():
+    """Each chunk draws from its own stream, so 1 and 3 threads give bit-identical steps."""
+    m = ToyModels(40, 8, 3, feature_probability=torch.logspace(0, -2, 40), seed=0)
+    out = []
+    for threads in (1, 3):
+        loss = m.sample_loss_and_grad(64, np.random.default_rng(5), chunk_elements=2 * 64 * 8, threads=threads)
+        out.append((loss, m.W.grad.clone(), m.b.grad.clone()))
+    for a, b in zip(*out):
+        assert torch.equal(a, b)
+
+
+def test_chunk_states_are_distinct_seeded_streams():
+    a, b = chunk_states(np.random.default_rng(0), 3), chunk_states(np.random.default_rng(0), 3)
+    assert a == b and all(s["state"]["inc"] % 2 == 1 for s in a)
+    draws = []
+    for state in a:
+        g = np.random.Generator(np.random.PCG64())
+        g.bit_generator.state = state
+        draws.append(g.random(1000))
+    assert max(abs(np.corrcoef(draws)[i, j]) for i in range(3) for j in range(3) if i != j) < 0.15
+    assert all(abs(d.mean() - 0.5) < 0.05 for d in draws)

@@ -41,10 +41,8 @@ Conventions (weightwatcher 0.7.7, so the numbers agree with it):
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import cache, lru_cache
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -52,6 +50,7 @@ import xarray as xr
 from threadpoolctl import ThreadpoolController
 from torch import nn
 
+from workbench.parallel import thread_pool, torch_threads
 from workbench.probes.spectrum_eigvals import eigvalsh as symmetric_eigvalsh
 from workbench.probes.spectrum_fit import (
     EVALS_THRESH,
@@ -200,31 +199,10 @@ def layer_matrices(model: nn.Module, *, split_attention: bool = True, check: boo
             yield LayerMatrices(name, kind, _conv_slices(w), 0.5 if kind == "conv2d" else 1.0, fro2)
 
 
-@contextmanager
-def _torch_threads(n: int) -> Iterator[None]:
-    """Temporarily run torch's CPU ops on ``n`` threads (restored afterwards)."""
-    old = torch.get_num_threads()
-    if n == old:
-        yield
-        return
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
-
-
 @lru_cache(maxsize=1)
 def _blas_controller() -> ThreadpoolController:
     """threadpoolctl's view of the loaded BLAS libraries (inspecting them costs ~1 ms; do it once)."""
     return ThreadpoolController()
-
-
-@cache
-def _executor(workers: int) -> ThreadPoolExecutor:
-    """A persistent pool of ``workers`` threads (starting threads per call costs up to 0.1 s under
-    load)."""
-    return ThreadPoolExecutor(workers, thread_name_prefix="spectrum-evals")
 
 
 def _gram_np(w: np.ndarray) -> np.ndarray:
@@ -261,7 +239,7 @@ def _evals_cpu(mats: list[torch.Tensor], dtypes: list[torch.dtype], names: list[
     out: list[tuple[torch.Tensor, float] | None] = [None] * len(mats)
     with _blas_controller().limit(limits=1, user_api="blas"):
         if threads > 1 and len(mats) > 1:
-            res = _executor(threads).map(lambda k: _evals_np(mats[k], dtypes[k], names[k]), order)
+            res = thread_pool(threads).map(lambda k: _evals_np(mats[k], dtypes[k], names[k]), order)
         else:
             res = (_evals_np(mats[k], dtypes[k], names[k]) for k in order)
         for k, r in zip(order, res):
@@ -445,7 +423,7 @@ def analyze(model: nn.Module, *, layers: Sequence[str] | None = None, min_evals:
     # on CPU the fits and metrics are many small element-wise ops: one thread avoids OpenMP
     # synchronisation (which collapses on a loaded machine); the Gram products and the eigen
     # solves still use ``threads`` (see _gram_evals)
-    with _torch_threads(1 if dev.type == "cpu" else threads):
+    with torch_threads(1 if dev.type == "cpu" else threads):
         return _analyze(model, layers, min_evals, max_evals, max_N, precision, dev, mp_fit,
                         keep_evals, split_attention, threads)
 
@@ -512,7 +490,7 @@ def _fit_into(out: dict[str, np.ndarray], evals: list[torch.Tensor], which, thre
         for k in ("alpha", "xmin", "ks_distance", "tail_size"):
             out[k][part] = res[k].cpu().numpy()
 
-    list(_executor(len(parts)).map(fit, parts) if len(parts) > 1 else map(fit, parts))
+    list(thread_pool(len(parts)).map(fit, parts) if len(parts) > 1 else map(fit, parts))
 
 
 def layer_esds(model: nn.Module, layers: Sequence[str] | None = None, **kwargs) -> xr.Dataset:

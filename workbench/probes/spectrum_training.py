@@ -15,10 +15,10 @@ import torch
 import xarray as xr
 from torch import nn
 
+from workbench.parallel import torch_threads
 from workbench.probes.spectrum import (
     LayerMatrices,
     _select,
-    _torch_threads,
     analyze,
     layer_matrices,
 )
@@ -61,7 +61,7 @@ def delta_rank(model: nn.Module, init_state: Mapping[str, torch.Tensor] | nn.Mod
     xr.Dataset (layer): ``delta_stable_rank`` = ||dW||_F² / ||dW||_2², ``delta_effective_rank``
     (Roy & Vetterli 2007), ``delta_rel_norm`` = ||dW||_F / ||W_0||_F.
     """
-    with _torch_threads(1):  # small float64 SVDs: OpenMP threads only add synchronisation
+    with torch_threads(1):  # small float64 SVDs: OpenMP threads only add synchronisation
         return _delta_rank(model, init_state, min_evals, split_attention)
 
 
