@@ -10,8 +10,8 @@ from workbench.kernels.toy_step import toy_loss_grad_torch
 from workbench.models.toy import (
     ToyModels,
     augmented_weights,
-    chunk_states,
     batch_loss_grad,
+    chunk_states,
     fill_uniform,
     importance_vector,
 )
