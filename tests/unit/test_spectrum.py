@@ -332,6 +332,12 @@ def test_gram_routes_match_svd(threads):
     bad[5, 7] = float("nan")
     with pytest.raises(ValueError, match="layer 'broken'"):
         _evals_cpu([mats[0], bad], dtypes[:2], ["m0", "broken"], threads)
+    # also where the norm is the float64 Gram's trace (NaN and Inf alike)
+    for value in (float("nan"), float("inf")):
+        bad = torch.randn(64, 64, generator=gen)
+        bad[3, 2] = value
+        with pytest.raises(ValueError, match="layer 'broken64'"):
+            _evals_cpu([mats[2], bad], [torch.float64] * 2, ["m2", "broken64"], threads)
 
 
 def test_blocked_frobenius_norm_is_float64_exact():

@@ -349,14 +349,15 @@ class ToyModels(nn.Module):
         With a ``numpy.random.Generator`` the chunks are spread over ``threads`` threads (default
         ``torch.get_num_threads()``; at most one per ``MIN_CHUNKS_PER_THREAD`` chunks), each
         running single-threaded torch ops, and each chunk draws from its own PCG64 stream, seeded
-        from ``generator`` (:func:`chunk_states`): the numbers do not depend on the thread count. Same distribution and arithmetic as the unchunked path;
-        only the order of the random draws differs. On CUDA, for the ``abs`` variant and with a
-        torch generator this is exactly ``generate_batch`` + ``loss_and_grad``.
+        from ``generator`` (:func:`chunk_states`): the numbers do not depend on the thread count.
+        Same distribution and arithmetic as the unchunked path; only the order of the random draws
+        differs. On CUDA, for the ``abs`` variant and with a torch generator this is exactly
+        ``generate_batch`` + ``loss_and_grad``.
         """
         if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-        numpy_gen = isinstance(generator, np.random.Generator)
-        if self.variant == "abs" or self.W.device.type != "cpu" or not numpy_gen:
+        if (self.variant == "abs" or self.W.device.type != "cpu"
+                or not isinstance(generator, np.random.Generator)):
             return self.loss_and_grad(self.generate_batch(batch_size, generator, nonempty=nonempty),
                                       nonempty=nonempty)
         I, B, F = self.n_instances, int(batch_size), self.n_features

@@ -140,10 +140,11 @@ def _fro2(w: torch.Tensor, block: int = 1 << 17) -> float:
     return total
 
 
-def _check_weight(w: torch.Tensor, name: str) -> float:
-    """Squared Frobenius norm in float64; it doubles as the NaN/Inf check (the element-wise check
-    runs only to report a failure, naming the layer)."""
-    fro2 = _fro2(w)
+def _check_weight(w: torch.Tensor, name: str, fro2: float | None = None) -> float:
+    """Squared Frobenius norm in float64 (:func:`_fro2`, unless already known as ``fro2``, e.g. the
+    trace of a float64 Gram matrix); it doubles as the NaN/Inf check (the element-wise check runs
+    only to report a failure, naming the layer)."""
+    fro2 = _fro2(w) if fro2 is None else fro2
     if not np.isfinite(fro2):
         check_finite(w, f"weight of layer {name!r}")
         raise ValueError(f"weight of layer {name!r} overflows float64 in its Frobenius norm")
@@ -217,15 +218,14 @@ def _evals_np(m: torch.Tensor, dtype: torch.dtype, name: str | None) -> tuple[to
     ``dtype`` (:func:`_gram_np`), LAPACK ``dsyevd`` (eigenvalues only: ``dsytrd`` + ``dsterf``) in
     float64 through :func:`workbench.probes.spectrum_eigvals.eigvalsh`, which releases the GIL (see
     the module docstring for why not float32). Given the layer's ``name``, the matrix's float64
-    ``||m||_F²`` is returned with the eigenvalues (NaN without a name): the trace of a float64 Gram
-    matrix, else :func:`_fro2`; either is NaN/Inf exactly when ``m`` holds NaN/Inf, and then
-    :func:`_check_weight` raises naming the layer."""
-    fro2 = float("nan") if name is None or dtype == torch.float64 else _check_weight(m, name)
+    ``||m||_F²`` is returned with the eigenvalues (NaN without a name), checked by
+    :func:`_check_weight`: for a float64 Gram matrix its trace (trace WᵀW = ||W||_F², no second pass
+    over ``m``), else :func:`_fro2`."""
     g = _gram_np(m.to(dtype).numpy()).astype(np.float64, copy=False)  # a fresh array: overwritable
-    if name is not None and dtype == torch.float64:  # trace(WᵀW) = ||W||_F², float64-exact
-        fro2 = float(np.trace(g))
-        if not np.isfinite(fro2):
-            fro2 = _check_weight(m, name)  # raises naming the layer (NaN/Inf or overflow)
+    if name is None:
+        fro2 = float("nan")
+    else:
+        fro2 = _check_weight(m, name, float(np.trace(g)) if dtype == torch.float64 else None)
     return torch.from_numpy(symmetric_eigvalsh(g, overwrite=True)), fro2
 
 
