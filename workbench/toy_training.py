@@ -20,6 +20,7 @@ import torch
 import xarray as xr
 
 from workbench.models.toy import VARIANTS, ToyModels, importance_vector
+from workbench.parallel import torch_threads
 from workbench.validation import as_tensor, check_range
 
 ProgressFn = Callable[[int, int, float], None]
@@ -72,7 +73,8 @@ def train_toys(model: ToyModels, *, steps: int, batch_size: int = 1024, lr: floa
     for step in range(int(steps)):
         # instances are independent: the gradient of the summed loss is each one's own gradient
         loss_i = model.sample_loss_and_grad(batch_size, gen, nonempty=nonempty)
-        opt.step()
+        with torch_threads(1):  # a tiny update: OpenMP threads left spinning would slow the next step
+            opt.step()
         if log_every and step % log_every == 0:
             logged.append(loss_i.detach().cpu().numpy())
         if (step + 1) % tick == 0 or step + 1 == steps:

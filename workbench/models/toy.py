@@ -23,12 +23,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from contextlib import nullcontext
 
 import numpy as np
 import torch
 from torch import nn
 
-from workbench.parallel import thread_pool
+from workbench.parallel import thread_pool, torch_threads
 from workbench.validation import as_tensor, check_range
 
 VARIANTS = ("relu", "linear", "abs")
@@ -39,28 +40,40 @@ MIN_CHUNKS_PER_THREAD = 4  # sample_loss_and_grad: fewer chunks run on the calli
 def fill_uniform(out: torch.Tensor, generator: RandomSource = None) -> torch.Tensor:
     """Fill ``out`` in place with U[0, 1) float32 (24 random bits each, as ``torch.rand``).
 
-    A ``numpy.random.Generator`` (PCG64; contiguous CPU float32 ``out`` only) writes straight into
-    the tensor's memory, about 3x faster than torch's CPU generator (mt19937); a
-    ``torch.Generator`` (or None: torch's default) draws exactly ``torch.rand``'s numbers.
+    A ``numpy.random.Generator`` (contiguous CPU float32 ``out`` only) draws ⌈n/2⌉ float64
+    uniforms, with the GIL released, and splits each into two float32 ones
+    (:func:`workbench.kernels.toy_cpu.uniforms_from_doubles`): ~1.7 ns a value, and threads draw in
+    parallel (numpy's own float32 draws take ~2.4 ns and hold the GIL). A ``torch.Generator`` (or
+    None: torch's default) draws exactly ``torch.rand``'s numbers.
     """
     if isinstance(generator, np.random.Generator):
-        generator.random(dtype=np.float32, out=out.numpy())
+        from workbench.kernels.toy_cpu import uniforms_from_doubles
+
+        flat = out.view(-1).numpy()
+        uniforms_from_doubles(generator.random((flat.size + 1) // 2), flat)
     else:
         out.uniform_(generator=generator)
     return out
 
 
 def chunk_states(generator: np.random.Generator, n: int) -> list[dict]:
-    """``n`` PCG64 states drawn from ``generator``: one independent stream per chunk of work.
+    """``n`` SFC64 states drawn from ``generator``: one independent stream per chunk of work.
 
-    Each state is a random 128-bit position and a random (odd) 128-bit increment, i.e. a distinct
-    PCG64 stream, so chunks can be drawn in any order or on any thread with the same numbers.
-    Setting a state costs ~3 µs, a tenth of constructing a seeded generator.
+    Each state is 192 random bits (SFC64's a, b, c; counter 1) advanced past the 12 outputs that
+    numpy's own seeding discards, so chunks can be drawn in any order or on any thread with the
+    same numbers. SFC64's counter guarantees a period of at least 2⁶⁴ from any state, and it draws
+    float64 uniforms ~1.7x faster than PCG64 here.
     """
-    words = generator.bit_generator.random_raw(4 * n).reshape(n, 4).tolist()  # uint64 words
-    return [{"bit_generator": "PCG64", "has_uint32": 0, "uinteger": 0,
-             "state": {"state": (w[0] << 64) | w[1], "inc": (w[2] << 64) | w[3] | 1}}
-            for w in words]
+    states = np.ones((n, 4), np.uint64)
+    states[:, :3] = generator.bit_generator.random_raw(3 * n).reshape(n, 3)
+    gen = np.random.Generator(np.random.SFC64(0))
+    out = []
+    for row in states:  # 12 warm-up rounds, as SFC64(seed) does: ~1 µs a chunk
+        gen.bit_generator.state = {"bit_generator": "SFC64", "state": {"state": row},
+                                   "has_uint32": 0, "uinteger": 0}
+        gen.bit_generator.random_raw(12)
+        out.append(gen.bit_generator.state)
+    return out
 
 
 _local = threading.local()
@@ -70,7 +83,7 @@ def _thread_generator() -> np.random.Generator:
     """This thread's reusable generator, whose stream :meth:`ToyModels.sample_loss_and_grad` sets
     per chunk (constructing one costs ~35 µs, a tenth of a small model's step)."""
     if not hasattr(_local, "generator"):
-        _local.generator = np.random.Generator(np.random.PCG64(0))
+        _local.generator = np.random.Generator(np.random.SFC64(0))
     return _local.generator
 
 
@@ -92,6 +105,7 @@ def batch_loss_grad(Mb: torch.Tensor, W: torch.Tensor, importance: torch.Tensor,
     .. math:: [G; ∂L/∂b] = (Σ_b [x; 1] Dᵀ) \operatorname{diag}(s),\qquad ∂L/∂W = W (G + Gᵀ),
 
     where G = ∂L/∂M: two GEMMs per chunk, and s scales the small (F+1)×F result, not the batch.
+    This is the reference of :func:`workbench.kernels.toy_cpu.batch_loss_grad_cpu` (the CPU path).
     """
     F, B = W.shape[2], x1_t.shape[2]
     x_t = x1_t[:, :F]
@@ -295,7 +309,9 @@ class ToyModels(nn.Module):
 
         On CUDA (or with ``backend="triton"``) the batch term comes from the fused Triton kernel
         :func:`workbench.kernels.toy_loss_grad`; on the CPU from :func:`batch_loss_grad`, which does
-        the same arithmetic as autograd in about a third of the memory passes. With ``nonempty`` the
+        the same arithmetic as autograd in about a third of the memory passes (with
+        ``backend="auto"`` its Numba form :func:`workbench.kernels.toy_cpu.batch_loss_grad_cpu`,
+        ``"torch"``: the torch reference itself). With ``nonempty`` the
         batch was drawn conditioned on x ≠ 0 and the exact x = 0 term is added (weight P(x = 0)).
         """
         if self.variant == "abs":
@@ -310,20 +326,26 @@ class ToyModels(nn.Module):
             loss, grad_w, grad_b = toy_loss_grad(self.W.detach(), self.b.detach(), x, self.importance,
                                                  variant=self.variant, backend=backend)
         else:
-            loss, grad_w, grad_b = self._batch_loss_grad(x)
+            on_cpu = self.W.device.type == "cpu"
+            loss, grad_w, grad_b = self._batch_loss_grad(x, numba=backend == "auto" and on_cpu)
         if nonempty:
             loss, grad_w, grad_b = self._add_empty_term(loss, grad_w, grad_b)
         self.W.grad, self.b.grad = grad_w, grad_b
         return loss
 
     @torch.no_grad()
-    def _batch_loss_grad(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Batch loss (I,) and its gradients (W, b), hand-derived (:func:`batch_loss_grad`)."""
+    def _batch_loss_grad(self, x: torch.Tensor, *, numba: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Batch loss (I,) and its gradients (W, b), hand-derived: :func:`batch_loss_grad`, or with
+        ``numba`` its CPU kernel :func:`workbench.kernels.toy_cpu.batch_loss_grad_cpu`."""
         W, b = self.W.detach(), self.b.detach()
         gW, gb = torch.empty_like(W), torch.empty_like(b)
         x1_t = torch.cat((x.mT, x.new_ones(x.shape[0], 1, x.shape[1])), 1)
-        loss = batch_loss_grad(augmented_weights(W, b), W, self.importance, x1_t,
-                               relu=self.variant == "relu", grad_w=gW, grad_b=gb)
+        if numba:
+            from workbench.kernels.toy_cpu import batch_loss_grad_cpu as batch_loss_grad_fn
+        else:
+            batch_loss_grad_fn = batch_loss_grad
+        loss = batch_loss_grad_fn(augmented_weights(W, b), W, self.importance, x1_t,
+                                  relu=self.variant == "relu", grad_w=gW, grad_b=gb)
         return loss, gW, gb
 
     def _add_empty_term(self, loss: torch.Tensor, grad_w: torch.Tensor,
@@ -339,20 +361,21 @@ class ToyModels(nn.Module):
 
     @torch.no_grad()
     def sample_loss_and_grad(self, batch_size: int, generator: RandomSource = None, *,
-                             nonempty: bool = True, chunk_elements: int = 1 << 17,
+                             nonempty: bool = True, chunk_elements: int = 1 << 18,
                              threads: int | None = None) -> torch.Tensor:
         """Draw a fresh batch and return the loss per instance (I,) with gradients set, as
         ``loss_and_grad(generate_batch(...))`` does, in chunks of instances on the CPU.
 
-        Each chunk (about ``chunk_elements`` batch entries, ~0.5 MB) is drawn and consumed while it
-        is still in cache, so the (I, B, F) batch and its intermediates never go to main memory.
-        With a ``numpy.random.Generator`` the chunks are spread over ``threads`` threads (default
-        ``torch.get_num_threads()``; at most one per ``MIN_CHUNKS_PER_THREAD`` chunks), each
-        running single-threaded torch ops, and each chunk draws from its own PCG64 stream, seeded
-        from ``generator`` (:func:`chunk_states`): the numbers do not depend on the thread count.
-        Same distribution and arithmetic as the unchunked path; only the order of the random draws
-        differs. On CUDA, for the ``abs`` variant and with a torch generator this is exactly
-        ``generate_batch`` + ``loss_and_grad``.
+        Each chunk (about ``chunk_elements`` batch entries, ~1 MB) is drawn and consumed while it
+        is still in cache, so the (I, B, F) batch and its intermediates never go to main memory;
+        its element-wise stages are Numba kernels (:mod:`workbench.kernels.toy_cpu`), its two GEMMs
+        torch's. With a ``numpy.random.Generator`` the chunks are spread over ``threads`` threads
+        (default ``torch.get_num_threads()``; at most one per ``MIN_CHUNKS_PER_THREAD`` chunks),
+        each running single-threaded, and each chunk draws from its own SFC64 stream, seeded from
+        ``generator`` (:func:`chunk_states`): the numbers do not depend on the thread count. A
+        chunk draws what ``generate_batch`` would draw for its instances from that stream, so the
+        result equals the unchunked path on those draws. On CUDA, for the ``abs`` variant and with
+        a torch generator this is exactly ``generate_batch`` + ``loss_and_grad``.
         """
         if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
@@ -360,36 +383,52 @@ class ToyModels(nn.Module):
                 or not isinstance(generator, np.random.Generator)):
             return self.loss_and_grad(self.generate_batch(batch_size, generator, nonempty=nonempty),
                                       nonempty=nonempty)
-        I, B, F = self.n_instances, int(batch_size), self.n_features
+        per = max(1, min(self.n_instances, chunk_elements // (int(batch_size) * self.n_features)))
+        starts = range(0, self.n_instances, per)
+        # at least MIN_CHUNKS_PER_THREAD chunks per thread, so a step's hand-off to the pool pays off
+        workers = max(1, min(threads or torch.get_num_threads(), len(starts) // MIN_CHUNKS_PER_THREAD))
+        # with a pool, this thread's own ops are tiny, and its idle OpenMP team would spin on a core
+        with torch_threads(1) if workers > 1 else nullcontext():
+            loss, gW, gb = self._chunked_loss_and_grad(int(batch_size), chunk_states(generator, len(starts)),
+                                                       starts, per, workers, nonempty)
+        self.W.grad, self.b.grad = gW, gb
+        return loss
+
+    def _chunked_loss_and_grad(self, B: int, states: list[dict], starts: range, per: int, workers: int,
+                               nonempty: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Loss and gradients of :meth:`sample_loss_and_grad`: chunk ``c`` holds instances
+        ``starts[c]`` to ``starts[c] + per`` and draws from SFC64 state ``states[c]``."""
+        from workbench.kernels.toy_cpu import batch_loss_grad_cpu, sample_features
+
+        I, F = self.n_instances, self.n_features
         W, b = self.W.detach(), self.b.detach()
         gW, gb, loss = torch.empty_like(W), torch.empty_like(b), torch.empty(I)
         Mb, cdf = augmented_weights(W, b), self._first_cdf() if nonempty else None
-        per = max(1, min(I, chunk_elements // (B * F)))
-        starts = range(0, I, per)
-        states = chunk_states(generator, len(starts))
-        # at least MIN_CHUNKS_PER_THREAD chunks per thread, so a step's hand-off to the pool pays off
-        workers = max(1, min(threads or torch.get_num_threads(), len(starts) // MIN_CHUNKS_PER_THREAD))
+        prob = self.feature_probability.numpy()
+        cdf_np = prob if cdf is None else cdf.numpy()                      # (unread without nonempty)
 
         def run(worker: int) -> None:
             gen = _thread_generator()
-            u_t, x1_t = torch.empty(per, F, B), torch.ones(per, F + 1, B)   # x1_t = [x; 1]
-            for c in range(worker, len(starts), workers):
-                i0 = starts[c]
-                sl, n = slice(i0, min(I, i0 + per)), min(I, i0 + per) - i0
+            u_t, u0, x1_t = torch.empty(per, F, B), torch.empty(per, B), torch.ones(per, F + 1, B)
+            for c in range(worker, len(starts), workers):                  # x1_t = [x; 1]
+                sl = slice(starts[c], min(I, starts[c] + per))
+                n = sl.stop - sl.start
                 gen.bit_generator.state = states[c]
-                self._sample_(fill_uniform(u_t[:n], gen), self.feature_probability[sl],
-                              None if cdf is None else cdf[sl], gen, x1_t[:n, :F])
-                loss[sl] = batch_loss_grad(Mb[sl], W[sl], self.importance[sl], x1_t[:n],
-                                           relu=self.variant == "relu", grad_w=gW[sl], grad_b=gb[sl])
+                fill_uniform(u_t[:n], gen)                                  # generate_batch's draws
+                if cdf is not None:
+                    fill_uniform(u0[:n], gen)
+                sample_features(u_t[:n].numpy(), u0[:n].numpy(), prob[sl], cdf_np[sl], cdf is not None,
+                                x1_t[:n].numpy())
+                loss[sl] = batch_loss_grad_cpu(Mb[sl], W[sl], self.importance[sl], x1_t[:n],
+                                               relu=self.variant == "relu", grad_w=gW[sl], grad_b=gb[sl])
 
         if workers == 1:
             run(0)
-        else:  # chunks write disjoint rows of loss/gW/gb; torch kernels release the GIL
+        else:  # chunks write disjoint rows of loss/gW/gb; torch and Numba kernels release the GIL
             list(thread_pool(workers).map(run, range(workers)))
         if nonempty:
             loss, gW, gb = self._add_empty_term(loss, gW, gb)
-        self.W.grad, self.b.grad = gW, gb
-        return loss
+        return loss, gW, gb
 
     def extra_repr(self) -> str:
         return (f"n_instances={self.n_instances}, n_features={self.n_features}, "
