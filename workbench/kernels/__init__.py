@@ -13,6 +13,10 @@ dispatcher             hot path                                     implementati
 ``gram_eigvalsh``      spectrum: ESDs of same-shaped layers         batched cuSOLVER eigvalsh
 ``snapshot_gram``      koopman: float64 X Xᵀ over feature chunks    cuBLAS float64 GEMM
 =====================  ===========================================  ==============================
+
+One CPU kernel module sits beside them: :mod:`workbench.kernels.toy_cpu` (Numba), the element-wise
+stages of the toy-model step that ``ToyModels`` runs on the CPU, checked against the torch code it
+replaces. It is imported on first use, not here.
 """
 from workbench.kernels._dispatch import HAS_TRITON, interpreter_enabled, triton_status
 from workbench.kernels.gram_eigvalsh import gram_eigvalsh
