@@ -4,7 +4,7 @@ On the CPU a step of :meth:`workbench.models.toy.ToyModels.sample_loss_and_grad`
 instances (Elhage et al. 2022, "Toy Models of Superposition"; shapes as in ``workbench.models.toy``)::
 
     uniforms u, u₀  →  features x  →  z = [WᵀW | b] [x; 1]  →  e, D, loss  →  G = [x; 1] Dᵀ
-    (numpy PCG64)     (this module)   (torch bmm)               (this module)   (torch bmm)
+    (numpy float64)   (this module)   (torch bmm)               (this module)   (torch bmm)
 
 torch runs each element-wise stage as 4–8 memory passes, and numpy's float32 uniforms hold the GIL,
 so two threads barely beat one. These kernels do each stage in one pass with the GIL released; the
