@@ -275,11 +275,14 @@ class Run:
         return ds
 
     # -- parameter trajectory ------------------------------------------------------------------
-    def _traj_steps(self) -> np.ndarray:
-        """Steps of the committed rows only: rows past COMMITTED may be half-written (a resized
+    def _traj_committed(self) -> int:
+        """Rows of ``traj.zarr`` that exist: rows past this count may be half-written (a resized
         array's fill value 0, or a stale step from before a truncation)."""
-        n = json.loads((self.path / "traj.zarr" / "COMMITTED").read_text())
-        return zarr.open_group(self.path / "traj.zarr", mode="r")["step"][:n]
+        return json.loads((self.path / "traj.zarr" / "COMMITTED").read_text())
+
+    def _traj_steps(self) -> np.ndarray:
+        """Steps of the committed rows only (:meth:`_traj_committed`)."""
+        return zarr.open_group(self.path / "traj.zarr", mode="r")["step"][: self._traj_committed()]
 
     def append_trajectory(self, step: int, vector: torch.Tensor | np.ndarray, attrs: dict | None = None) -> None:
         """Append one row ``vector`` (n_param,) at ``step`` to ``traj.zarr``; each row is stored in
@@ -293,7 +296,7 @@ class Run:
             g.create_array("step", shape=(0,), chunks=(4096,), dtype="int64")
             atomic_write_json(tdir / "COMMITTED", 0)
         g = zarr.open_group(tdir, mode="r+")
-        n = json.loads((tdir / "COMMITTED").read_text())
+        n = self._traj_committed()
         values, steps = g["values"], g["step"]
         if values.shape[1] != vec.size:
             raise ValueError(f"trajectory rows have {values.shape[1]} params, got a vector of {vec.size}")
@@ -318,7 +321,7 @@ class Run:
         if not tdir.exists():
             raise FileNotFoundError(f"run {self.id} has no parameter trajectory (train with trajectory_every > 0)")
         g = zarr.open_group(tdir, mode="r")
-        n = json.loads((tdir / "COMMITTED").read_text())
+        n = self._traj_committed()
         values = g["values"]
         width = values.chunks[1]
         rows = max(1, min(n, TRAJ_READ_BYTES // (4 * width)))
