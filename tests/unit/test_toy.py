@@ -6,15 +6,9 @@ import pytest
 import torch
 from scipy import stats
 
+from workbench.kernels.lane_rng import LaneStream
 from workbench.kernels.toy_step import toy_loss_grad_torch
-from workbench.models.toy import (
-    ToyModels,
-    augmented_weights,
-    batch_loss_grad,
-    chunk_states,
-    fill_uniform,
-    importance_vector,
-)
+from workbench.models.toy import ToyModels, augmented_weights, batch_loss_grad, fill_uniform, importance_vector
 from workbench.toy_training import evaluate, train_toys
 
 
@@ -199,10 +193,9 @@ def test_chunked_sample_loss_and_grad_equals_autograd_on_the_same_draws(variant)
     m = ToyModels(I, F, H, feature_probability=p, importance=torch.rand(I, F), variant=variant, seed=3)
     m.b.data.normal_(0, 0.3)
     loss = m.sample_loss_and_grad(B, np.random.default_rng(7), chunk_elements=2 * B * F)
-    states = chunk_states(np.random.default_rng(7), 3)                   # replay: chunks of 2, 2, 1
+    states = LaneStream.spawn_states(np.random.default_rng(7), 3)        # replay: chunks of 2, 2, 1
     for (lo, hi), state in zip(((0, 2), (2, 4), (4, 5)), states):
-        gen = np.random.Generator(np.random.SFC64())
-        gen.bit_generator.state = state
+        gen = LaneStream(state)
         ref = ToyModels(hi - lo, F, H, feature_probability=p[lo:hi], importance=m.importance[lo:hi],
                         variant=variant)
         ref.W.data.copy_(m.W.data[lo:hi])
@@ -234,14 +227,11 @@ def test_threaded_chunks_do_not_change_the_numbers():
         assert torch.equal(a, b)
 
 
-def test_chunk_states_are_distinct_seeded_streams():
-    a, b = chunk_states(np.random.default_rng(0), 3), chunk_states(np.random.default_rng(0), 3)
-    assert all(np.array_equal(s["state"]["state"], t["state"]["state"]) for s, t in zip(a, b))
-    assert len({tuple(s["state"]["state"][:3]) for s in a}) == 3
-    draws = []
-    for state in a:
-        g = np.random.Generator(np.random.SFC64())
-        g.bit_generator.state = state
-        draws.append(g.random(1000))
-    assert max(abs(np.corrcoef(draws)[i, j]) for i in range(3) for j in range(3) if i != j) < 0.15
-    assert all(abs(d.mean() - 0.5) < 0.05 for d in draws)
+def test_lane_states_are_distinct_seeded_streams():
+    a = LaneStream.spawn_states(np.random.default_rng(0), 3)
+    assert np.array_equal(a, LaneStream.spawn_states(np.random.default_rng(0), 3))    # seeded
+    assert a.shape == (3, 4, 16) and bool((a[:, 3] == 13).all())       # counter 1 + 12 warm-up steps
+    assert len({tuple(s) for s in a[:, :3].transpose(0, 2, 1).reshape(-1, 3)}) == 3 * 16
+    draws = [LaneStream(s).fill(np.empty(4096, np.float32)) for s in a]
+    assert max(abs(np.corrcoef(draws)[i, j]) for i in range(3) for j in range(3) if i != j) < 0.1
+    assert all(abs(d.mean() - 0.5) < 0.02 for d in draws)

@@ -5,46 +5,66 @@ import numpy as np
 import pytest
 import torch
 
-from workbench.kernels.toy_cpu import batch_loss_grad_cpu, sample_features, uniforms_from_doubles
+from scipy import stats
+
+from workbench.kernels.lane_rng import LaneStream
+from workbench.kernels.toy_cpu import batch_loss_grad_cpu, draw_features, outer_sums_
 from workbench.models.toy import ToyModels, augmented_weights, batch_loss_grad, fill_uniform
 
 
-def test_each_double_gives_its_top_two_24_bit_halves():
-    hi, lo = np.array([0, 1, 2**24 - 1, 12345]), np.array([2**24 - 1, 0, 7, 2**23])
-    d = (hi * 2.0**24 + lo) / 2.0**48 + 2.0**-50                      # low bits below 48 are dropped
-    out = np.empty(8, np.float32)
-    uniforms_from_doubles(d, out)
-    np.testing.assert_array_equal(out[0::2], (hi / 2.0**24).astype(np.float32))
-    np.testing.assert_array_equal(out[1::2], (lo / 2.0**24).astype(np.float32))
-    odd = np.empty(7, np.float32)                                     # odd length: last double, top half
-    uniforms_from_doubles(d, odd)
-    np.testing.assert_array_equal(odd, out[:7])
+def test_every_lane_is_numpys_sfc64_and_each_word_gives_two_24_bit_uniforms():
+    stream = LaneStream.spawn(np.random.default_rng(3))
+    state = stream.state.copy()
+    out = stream.fill(np.empty((2, 100), np.float32))                  # a row of 100: ⌈100/32⌉ = 4 steps
+    words = np.empty((16, 8), np.uint64)
+    for lane in range(16):                                            # numpy's generator, the lane's state
+        ref = np.random.SFC64(0)
+        ref.state = {"bit_generator": "SFC64", "state": {"state": state[:, lane].copy()},
+                     "has_uint32": 0, "uinteger": 0}
+        words[lane] = ref.random_raw(8)
+    hi = (words >> np.uint64(40)).astype(np.float64) / 2**24           # bits 40–63, then bits 16–39
+    lo = ((words >> np.uint64(16)) & np.uint64(2**24 - 1)).astype(np.float64) / 2**24
+    for r in range(2):                                                # block k: 16 high halves, 16 low
+        blocks = [np.concatenate((hi[:, 4 * r + k], lo[:, 4 * r + k])) for k in range(4)]
+        np.testing.assert_array_equal(out[r], np.concatenate(blocks)[:100].astype(np.float32))
+    assert np.array_equal(stream.state[3], state[3] + 8)               # the last 28 values are dropped
 
 
-def test_split_halves_are_uncorrelated_uniforms():
-    u = fill_uniform(torch.empty(400000), np.random.Generator(np.random.SFC64(3))).numpy()
+def test_lane_uniforms_are_uncorrelated_and_uniform():
+    u = fill_uniform(torch.empty(400000), np.random.default_rng(3)).numpy()
     assert float(u.min()) >= 0 and float(u.max()) < 1
     assert abs(np.corrcoef(u[0::2], u[1::2])[0, 1]) < 0.01            # 4 sigma at n = 200k
+    assert abs(np.corrcoef(u[:-16], u[16:])[0, 1]) < 0.01             # high vs low half of a word
     np.testing.assert_allclose(np.histogram(u, bins=16, range=(0, 1))[0] / u.size, 1 / 16, atol=0.002)
+    assert stats.kstest(u[:50000], "uniform").pvalue > 1e-3
 
 
 @pytest.mark.parametrize("nonempty", [False, True])
-def test_sample_features_reproduces_generate_batch_bit_for_bit(nonempty):
+def test_draw_features_reproduces_generate_batch_bit_for_bit(nonempty):
     p = torch.tensor([[1.0, 0.5, 0.3, 0.05, 0.9, 0.2], [0.01, 0.02, 0.01, 0.5, 1.0, 0.003],
                       [0.7, 0.7, 0.7, 0.7, 0.7, 0.7]])
     m = ToyModels(3, 6, 2, feature_probability=p)
-    B = 333                                                           # not a multiple of any vector width
-    x_ref = m.generate_batch(B, np.random.Generator(np.random.SFC64(9)), nonempty=nonempty)
-    gen = np.random.Generator(np.random.SFC64(9))                     # the same draws, in the same order
-    u_t, u0 = fill_uniform(torch.empty(3, 6, B), gen), torch.zeros(3, B)
-    if nonempty:
-        fill_uniform(u0, gen)
+    B = 333                                                           # not a multiple of 32: partial blocks
+    state = LaneStream.spawn_states(np.random.default_rng(9), 1)[0]
+    x_ref = m.generate_batch(B, LaneStream(state.copy()), nonempty=nonempty)   # the torch reference
     out = torch.ones(3, 7, B)
-    sample_features(u_t.numpy(), u0.numpy(), p.numpy(), m._first_cdf().numpy(), nonempty, out.numpy())
+    draw_features(state, p.reciprocal().numpy(), m._first_cdf().numpy(), nonempty, out.numpy())
     assert torch.equal(out[:, :6], x_ref.mT)
     assert torch.equal(out[:, 6], torch.ones(3, B))                   # the [x; 1] row is left alone
+    assert float((out[:, :6] == 0).float().mean()) > 0.2              # sparse features are sparse
     if nonempty:
         assert bool((out[:, :6] != 0).any(1).all())
+
+
+@pytest.mark.parametrize("shape", [(2, 21, 20, 1024), (3, 7, 5, 333), (1, 3, 1, 40)])
+def test_outer_sums_equal_the_float64_product_including_edge_rows_and_columns(shape):
+    c, R, K, B = shape                                                # 5×2 blocks, then edge dots
+    rng = np.random.default_rng(0)
+    x, d = rng.random((c, R, B), np.float32), rng.standard_normal((c, K, B), np.float32)
+    g = np.full((c, R, K), np.nan, np.float32)
+    outer_sums_(x, d, g)
+    ref = np.einsum("irb,ikb->irk", x.astype(np.float64), d.astype(np.float64))
+    np.testing.assert_allclose(g, ref, rtol=1e-4, atol=1e-4 * np.sqrt(B))
 
 
 @pytest.mark.parametrize("variant", ["relu", "linear"])
@@ -57,9 +77,9 @@ def test_batch_loss_grad_cpu_matches_the_torch_reference(variant):
     W, b = m.W.detach(), m.b.detach()
     x1_t = torch.cat((x.mT, torch.ones(I, 1, B)), 1)
     out = {}
-    for name, fn in (("numba", batch_loss_grad_cpu), ("torch", batch_loss_grad)):
+    for name, fn, weights in (("numba", batch_loss_grad_cpu, (W, b)), ("torch", batch_loss_grad, (augmented_weights(W, b), W))):
         gw, gb = torch.empty_like(W), torch.empty_like(b)
-        loss = fn(augmented_weights(W, b), W, m.importance, x1_t.clone(), relu=variant == "relu", grad_w=gw, grad_b=gb)
+        loss = fn(*weights, m.importance, x1_t.clone(), relu=variant == "relu", grad_w=gw, grad_b=gb)
         out[name] = (loss, gw, gb)
     for got, ref in zip(out["numba"], out["torch"]):
         torch.testing.assert_close(got, ref, rtol=2e-5, atol=1e-7)

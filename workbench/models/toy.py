@@ -21,7 +21,6 @@ References
 """
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from contextlib import nullcontext
 
@@ -29,62 +28,30 @@ import numpy as np
 import torch
 from torch import nn
 
+from workbench.kernels.lane_rng import LaneStream
 from workbench.parallel import thread_pool, torch_threads
 from workbench.validation import as_tensor, check_range
 
 VARIANTS = ("relu", "linear", "abs")
-RandomSource = torch.Generator | np.random.Generator | None
+RandomSource = torch.Generator | np.random.Generator | LaneStream | None
 MIN_CHUNKS_PER_THREAD = 4  # sample_loss_and_grad: fewer chunks run on the calling thread
 
 
 def fill_uniform(out: torch.Tensor, generator: RandomSource = None) -> torch.Tensor:
     """Fill ``out`` in place with U[0, 1) float32 (24 random bits each, as ``torch.rand``).
 
-    A ``numpy.random.Generator`` (contiguous CPU float32 ``out`` only) draws ⌈n/2⌉ float64
-    uniforms, with the GIL released, and splits each into two float32 ones
-    (:func:`workbench.kernels.toy_cpu.uniforms_from_doubles`): ~1.4–1.7 ns a value, and threads draw in
-    parallel (numpy's own float32 draws take ~2.4 ns and hold the GIL). A ``torch.Generator`` (or
-    None: torch's default) draws exactly ``torch.rand``'s numbers.
+    A :class:`~workbench.kernels.lane_rng.LaneStream` (contiguous CPU float32 ``out`` only) draws
+    from its 16 SIMD lanes of SFC64 and continues its stream, ~0.3 ns a value with the GIL
+    released; a ``numpy.random.Generator`` seeds a fresh ``LaneStream`` from its next 768 bits and
+    draws from that (numpy's own float32 draws take ~2.4 ns and hold the GIL). A
+    ``torch.Generator`` (or None: torch's default) draws exactly ``torch.rand``'s numbers.
     """
     if isinstance(generator, np.random.Generator):
-        from workbench.kernels.toy_cpu import uniforms_from_doubles
-
-        flat = out.view(-1).numpy()
-        uniforms_from_doubles(generator.random((flat.size + 1) // 2), flat)
+        generator = LaneStream.spawn(generator)
+    if isinstance(generator, LaneStream):
+        generator.fill(out.numpy())
     else:
         out.uniform_(generator=generator)
-    return out
-
-
-_local = threading.local()
-
-
-def _thread_generator() -> np.random.Generator:
-    """This thread's reusable SFC64 generator, whose state :func:`chunk_states` and the chunks of
-    :meth:`ToyModels.sample_loss_and_grad` set before each use (constructing one costs ~35 µs, a
-    tenth of a small model's step)."""
-    if not hasattr(_local, "generator"):
-        _local.generator = np.random.Generator(np.random.SFC64(0))
-    return _local.generator
-
-
-def chunk_states(generator: np.random.Generator, n: int) -> list[dict]:
-    """``n`` SFC64 states drawn from ``generator``: one independent stream per chunk of work.
-
-    Each state is 192 random bits (SFC64's a, b, c; counter 1) advanced past the 12 outputs that
-    numpy's own seeding discards, so chunks can be drawn in any order or on any thread with the
-    same numbers. SFC64's counter guarantees a period of at least 2⁶⁴ from any state, and it draws
-    float64 uniforms 1.25–1.7x faster than PCG64 here.
-    """
-    states = np.ones((n, 4), np.uint64)
-    states[:, :3] = generator.bit_generator.random_raw(3 * n).reshape(n, 3)
-    gen = _thread_generator()
-    out = []
-    for row in states:  # 12 warm-up rounds, as SFC64(seed) does: ~1 µs a chunk
-        gen.bit_generator.state = {"bit_generator": "SFC64", "state": {"state": row},
-                                   "has_uint32": 0, "uinteger": 0}
-        gen.bit_generator.random_raw(12)
-        out.append(gen.bit_generator.state)
     return out
 
 
@@ -212,8 +179,9 @@ class ToyModels(nn.Module):
 
         Stored feature-major (the result is the transpose of a contiguous (I, F, B) tensor), so
         element-wise work runs along the batch and each instance is one ``bmm`` operand. One
-        uniform draw u per entry serves both: the feature is present iff u < p, and then u / p is
-        again U[0, 1] — the same distribution as two independent draws, at half the cost.
+        uniform draw u per entry serves both: the feature is present iff u/p < 1 (u/p computed as
+        u·(1/p), a multiplication), and then u/p is again U[0, 1] — the same distribution as two
+        independent draws, at half the cost.
         For the ``abs`` variant present features are U[-1, 1] ([1]_, computation in superposition).
         ``generator`` is a ``torch.Generator`` or (CPU only) a ``numpy.random.Generator``, whose
         float32 uniforms are drawn about 3x faster (see :func:`fill_uniform`).
@@ -226,27 +194,30 @@ class ToyModels(nn.Module):
         """
         if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-        u_t = fill_uniform(torch.empty((self.n_instances, self.n_features, int(batch_size)),
-                                       device=self.W.device), generator)
+        shape, device = (self.n_instances, self.n_features, int(batch_size)), self.W.device
+        u0 = fill_uniform(torch.empty(shape[::2], device=device), generator) if nonempty else None
+        u_t = fill_uniform(torch.empty(shape, device=device), generator)
         return self._sample_(u_t, self.feature_probability, self._first_cdf() if nonempty else None,
-                             generator, torch.empty_like(u_t)).mT
+                             u0, torch.empty_like(u_t)).mT
 
     def _sample_(self, u_t: torch.Tensor, prob: torch.Tensor, cdf: torch.Tensor | None,
-                 generator: RandomSource, out: torch.Tensor) -> torch.Tensor:
+                 u0: torch.Tensor | None, out: torch.Tensor) -> torch.Tensor:
         """Write a feature-major batch (c, F, B) into ``out`` from uniforms ``u_t`` (c, F, B, overwritten).
 
-        ``prob`` (c, F) are the feature probabilities; ``cdf`` (c, F) from :meth:`_first_cdf`
-        conditions the samples on x ≠ 0 (None: plain samples).
+        ``prob`` (c, F) are the feature probabilities; ``cdf`` (c, F) from :meth:`_first_cdf` and
+        one uniform per sample ``u0`` (c, B) condition the samples on x ≠ 0 (None: plain samples).
+        This is the reference of :func:`workbench.kernels.toy_cpu.draw_features` (the CPU path).
         """
-        p = prob[:, :, None]                                                 # (c, F, 1)
+        r = prob.reciprocal()[:, :, None]                                    # 1/p: (c, F, 1)
         if cdf is not None:
-            first = self._before_first_(cdf, generator, out)                 # out = −1[f < K]
+            first = self._before_first_(cdf, u0, out)                        # out = −1[f < K]
             u_first = u_t.gather(1, first)                                   # U[0, 1], independent of K
         if self.variant == "abs":
-            x = torch.div(u_t, p).mul_(2).sub_(1).mul_(u_t < p)
+            q = u_t.mul_(r)
+            x = torch.mul(q, 2).sub_(1).mul_(q < 1)
             out.copy_(x if cdf is None else x.mul_(out.add_(1)))
         else:  # v = −u/p (−1 less before K); keep v where v > −1 (u < p, f ≥ K) else 0; x = −v
-            v = torch.div(u_t, p.neg(), out=out) if cdf is None else out.addcdiv_(u_t, p, value=-1.0)
+            v = torch.mul(u_t, r.neg(), out=out) if cdf is None else out.addcmul_(u_t, r, value=-1.0)
             torch.nn.functional.threshold_(v, -1.0, 0.0).neg_()
         if cdf is None:
             return out
@@ -258,13 +229,12 @@ class ToyModels(nn.Module):
         return cdf / cdf[:, -1:]                                             # last = 1
 
     @staticmethod
-    def _before_first_(cdf: torch.Tensor, generator: RandomSource, out: torch.Tensor) -> torch.Tensor:
-        """Draw K (c, 1, B) by inverting ``cdf`` with one uniform u₀ per sample; ``out`` = −1[f < K].
+    def _before_first_(cdf: torch.Tensor, u0: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """K (c, 1, B) by inverting ``cdf`` with one uniform u₀ per sample (c, B); ``out`` = −1[f < K].
 
         K = #{k : C_k < u₀}, so f < K exactly when C_f < u₀; float subtraction is exact about zero,
         so min(sign(C_f − u₀), 0) is that indicator (negated) without a bool tensor.
         """
-        u0 = fill_uniform(torch.empty((out.shape[0], out.shape[2]), device=out.device), generator)
         torch.sub(cdf[:, :, None], u0[:, None, :], out=out).sign_().clamp_max_(0.0)
         return out.sum(1, keepdim=True).neg_().long()
 
@@ -341,12 +311,13 @@ class ToyModels(nn.Module):
         W, b = self.W.detach(), self.b.detach()
         gW, gb = torch.empty_like(W), torch.empty_like(b)
         x1_t = torch.cat((x.mT, x.new_ones(x.shape[0], 1, x.shape[1])), 1)
+        relu = self.variant == "relu"
         if numba:
-            from workbench.kernels.toy_cpu import batch_loss_grad_cpu as batch_loss_grad_fn
+            from workbench.kernels.toy_cpu import batch_loss_grad_cpu
+
+            loss = batch_loss_grad_cpu(W, b, self.importance, x1_t, relu=relu, grad_w=gW, grad_b=gb)
         else:
-            batch_loss_grad_fn = batch_loss_grad
-        loss = batch_loss_grad_fn(augmented_weights(W, b), W, self.importance, x1_t,
-                                  relu=self.variant == "relu", grad_w=gW, grad_b=gb)
+            loss = batch_loss_grad(augmented_weights(W, b), W, self.importance, x1_t, relu=relu, grad_w=gW, grad_b=gb)
         return loss, gW, gb
 
     def _add_empty_term(self, loss: torch.Tensor, grad_w: torch.Tensor,
@@ -362,21 +333,22 @@ class ToyModels(nn.Module):
 
     @torch.no_grad()
     def sample_loss_and_grad(self, batch_size: int, generator: RandomSource = None, *,
-                             nonempty: bool = True, chunk_elements: int = 1 << 18,
+                             nonempty: bool = True, chunk_elements: int = 1 << 15,
                              threads: int | None = None) -> torch.Tensor:
         """Draw a fresh batch and return the loss per instance (I,) with gradients set, as
         ``loss_and_grad(generate_batch(...))`` does, in chunks of instances on the CPU.
 
-        Each chunk (about ``chunk_elements`` batch entries, ~1 MB) is drawn and consumed while it
-        is still in cache, so the (I, B, F) batch and its intermediates never go to main memory;
-        its element-wise stages are Numba kernels (:mod:`workbench.kernels.toy_cpu`), its two GEMMs
-        torch's. With a ``numpy.random.Generator`` the chunks are spread over ``threads`` threads
+        Each chunk (about ``chunk_elements`` batch entries: one instance of 20 features × 1024
+        samples) is drawn and consumed while it is still in L2, so the (I, B, F) batch and its
+        intermediates never go to main memory; a thread's chunks run in one call of compiled code
+        (:func:`workbench.kernels.toy_cpu.chunks_loss_grad_`). With a ``numpy.random.Generator`` the chunks are spread over ``threads`` threads
         (default ``torch.get_num_threads()``; at most one per ``MIN_CHUNKS_PER_THREAD`` chunks),
-        each running single-threaded, and each chunk draws from its own SFC64 stream, seeded from
-        ``generator`` (:func:`chunk_states`): the numbers do not depend on the thread count. A
-        chunk draws what ``generate_batch`` would draw for its instances from that stream, so the
-        result equals the unchunked path on those draws. On CUDA, for the ``abs`` variant and with
-        a torch generator this is exactly ``generate_batch`` + ``loss_and_grad``.
+        each running single-threaded, and each chunk draws from its own
+        :class:`~workbench.kernels.lane_rng.LaneStream`, seeded from ``generator``: the numbers do
+        not depend on the thread count. A chunk draws what ``generate_batch`` draws for its
+        instances from that stream, so the result equals the unchunked path on those draws. On
+        CUDA, for the ``abs`` variant and with another random source this is exactly
+        ``generate_batch`` + ``loss_and_grad``.
         """
         if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
@@ -385,43 +357,31 @@ class ToyModels(nn.Module):
             return self.loss_and_grad(self.generate_batch(batch_size, generator, nonempty=nonempty),
                                       nonempty=nonempty)
         per = max(1, min(self.n_instances, chunk_elements // (int(batch_size) * self.n_features)))
-        starts = range(0, self.n_instances, per)
+        n_chunks = -(-self.n_instances // per)
         # at least MIN_CHUNKS_PER_THREAD chunks per thread, so a step's hand-off to the pool pays off
-        workers = max(1, min(threads or torch.get_num_threads(), len(starts) // MIN_CHUNKS_PER_THREAD))
+        workers = max(1, min(threads or torch.get_num_threads(), n_chunks // MIN_CHUNKS_PER_THREAD))
         # with a pool, this thread's own ops are tiny, and its idle OpenMP team would spin on a core
         with torch_threads(1) if workers > 1 else nullcontext():
-            loss, gW, gb = self._chunked_loss_and_grad(int(batch_size), chunk_states(generator, len(starts)),
-                                                       starts, per, workers, nonempty)
+            loss, gW, gb = self._chunked_loss_and_grad(int(batch_size), LaneStream.spawn_states(generator, n_chunks),
+                                                       per, workers, nonempty)
         self.W.grad, self.b.grad = gW, gb
         return loss
 
-    def _chunked_loss_and_grad(self, B: int, states: list[dict], starts: range, per: int, workers: int,
+    def _chunked_loss_and_grad(self, B: int, states: np.ndarray, per: int, workers: int,
                                nonempty: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Loss and gradients of :meth:`sample_loss_and_grad`: chunk ``c`` holds instances
-        ``starts[c]`` to ``starts[c] + per`` and draws from SFC64 state ``states[c]``."""
-        from workbench.kernels.toy_cpu import batch_loss_grad_cpu, sample_features
+        """Loss and gradients of :meth:`sample_loss_and_grad`: chunk ``j`` holds instances ``j·per``
+        to ``(j+1)·per − 1`` and draws from lane state ``states[j]`` (4, LANES)."""
+        from workbench.kernels.toy_cpu import chunks_loss_grad_
 
-        I, F = self.n_instances, self.n_features
         W, b = self.W.detach(), self.b.detach()
-        gW, gb, loss = torch.empty_like(W), torch.empty_like(b), torch.empty(I)
-        Mb, cdf = augmented_weights(W, b), self._first_cdf() if nonempty else None
-        prob = self.feature_probability.numpy()
-        cdf_np = prob if cdf is None else cdf.numpy()                      # (unread without nonempty)
+        gW, gb, loss = torch.empty_like(W), torch.empty_like(b), torch.empty(self.n_instances)
+        cdf = self._first_cdf() if nonempty else None
+        inv_prob = self.feature_probability.reciprocal().numpy()
+        args = (inv_prob, inv_prob if cdf is None else cdf.numpy(), nonempty, W.numpy(), b.numpy(),
+                self.importance.numpy(), self.variant == "relu", B, loss.numpy(), gW.numpy(), gb.numpy())
 
-        def run(worker: int) -> None:
-            gen = _thread_generator()
-            u_t, u0, x1_t = torch.empty(per, F, B), torch.empty(per, B), torch.ones(per, F + 1, B)
-            for c in range(worker, len(starts), workers):                  # x1_t = [x; 1]
-                sl = slice(starts[c], min(I, starts[c] + per))
-                n = sl.stop - sl.start
-                gen.bit_generator.state = states[c]
-                fill_uniform(u_t[:n], gen)                                  # generate_batch's draws
-                if cdf is not None:
-                    fill_uniform(u0[:n], gen)
-                sample_features(u_t[:n].numpy(), u0[:n].numpy(), prob[sl], cdf_np[sl], cdf is not None,
-                                x1_t[:n].numpy())
-                loss[sl] = batch_loss_grad_cpu(Mb[sl], W[sl], self.importance[sl], x1_t[:n],
-                                               relu=self.variant == "relu", grad_w=gW[sl], grad_b=gb[sl])
+        def run(worker: int) -> None:  # one call per worker: no Python (or GIL) per chunk
+            chunks_loss_grad_(states, per, worker, workers, *args)
 
         if workers == 1:
             run(0)
