@@ -9,9 +9,10 @@ algorithms the lenses use against the straightforward way):
   W of shape 2w × w at growing width w (log-log plot).
 - ``dmd scaling``: the Koopman lens' ``DMD(method="gram")`` vs ``method="svd"`` as features and as
   snapshots grow (log-log plot).
-- ``toy step``: the superposition lens' hand-fused ``loss_and_grad`` (its CPU path: torch GEMMs and
-  Numba element-wise kernels; and ``backend="torch"``, all torch) and ``torch.compile`` of the
-  autograd step vs plain autograd (``kernels.toy_loss_grad_torch``).
+- ``toy step``: the superposition lens' hand-derived ``loss_and_grad`` (its CPU path: Numba kernels
+  through the hidden layer, ``kernels.toy_cpu``; and ``backend="torch"``, the torch reference
+  through M = WᵀW) and ``torch.compile`` of the autograd step vs plain autograd
+  (``kernels.toy_loss_grad_torch``).
 - ``grokking compile`` (full runs only; compiling takes minutes on 2 cores): the transformer's
   fast-path training step under ``torch.compile`` vs eager.
 
@@ -122,7 +123,7 @@ def _toy_rows(n_inst: int, repeats: int, with_compile: bool) -> list[dict]:
     x = m.generate_batch(1024, torch.Generator().manual_seed(0))
     ref = ("autograd (kernels.toy_loss_grad_torch)", lambda: toy_loss_grad_torch(m.W, m.b, x, m.importance))
     wl = f"{n_inst} instances x batch 1024, F=100, H=20, loss + grads"
-    rows = [compare("toy step (hand-fused)", wl, ("lens loss_and_grad (Numba element-wise)", lambda: m.loss_and_grad(x)),
+    rows = [compare("toy step (hand-fused)", wl, ("lens loss_and_grad (Numba)", lambda: m.loss_and_grad(x)),
                     ref, repeats=repeats),
             compare("toy step (hand-fused, torch only)", wl, ("lens loss_and_grad(backend='torch')",
                                                   lambda: m.loss_and_grad(x, backend="torch")), ref, repeats=repeats)]

@@ -40,8 +40,8 @@ def train_toys(model: ToyModels, *, steps: int, batch_size: int = 1024, lr: floa
         Adam learning rate (paper: 1e-3, constant).
     seed : int
         Seeds the data stream (weights are seeded by the model): numpy's PCG64 on the CPU, where
-        each step is drawn and consumed in cache-sized chunks of instances, each chunk from an
-        SFC64 stream it seeds (:meth:`ToyModels.sample_loss_and_grad`); torch's generator elsewhere.
+        each step is drawn and consumed in cache-sized chunks of instances, each chunk from a lane
+        stream of SFC64 it seeds (:meth:`ToyModels.sample_loss_and_grad`); torch's generator elsewhere.
     progress : bool or callable
         ``True`` shows a tqdm bar (off under ``TQDM_DISABLE``); a callable is called as
         ``progress(step, steps, mean_loss)`` about 50 times during training (for UIs).

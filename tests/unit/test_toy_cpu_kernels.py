@@ -8,7 +8,7 @@ import torch
 from scipy import stats
 
 from workbench.kernels.lane_rng import LaneStream
-from workbench.kernels.toy_cpu import batch_loss_grad_cpu, draw_features, outer_sums_
+from workbench.kernels.toy_cpu import batch_loss_grad_cpu, draw_features, matmul_rows_, outer_sums_
 from workbench.models.toy import ToyModels, augmented_weights, batch_loss_grad, fill_uniform
 
 
@@ -56,14 +56,25 @@ def test_draw_features_reproduces_generate_batch_bit_for_bit(nonempty):
         assert bool((out[:, :6] != 0).any(1).all())
 
 
+@pytest.mark.parametrize("shape", [(2, 20, 21, 1024), (3, 5, 6, 333), (2, 7, 3, 50), (1, 1, 1, 8)])
+def test_matmul_rows_equals_the_float64_product_including_padding_and_leftover_rows(shape):
+    c, K, R, B = shape                                                # K % 4 rows one at a time, R padded
+    rng = np.random.default_rng(1)
+    m, x = rng.standard_normal((c, K, R), np.float32), rng.random((c, R + 2, B), np.float32)
+    out = np.full((c, K, B), np.nan, np.float32)
+    matmul_rows_(m, x, out)                                           # the first R rows of x only
+    ref = np.einsum("ikr,irb->ikb", m.astype(np.float64), x[:, :R].astype(np.float64))
+    np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("shape", [(2, 21, 20, 1024), (3, 7, 5, 333), (1, 3, 1, 40)])
 def test_outer_sums_equal_the_float64_product_including_edge_rows_and_columns(shape):
     c, R, K, B = shape                                                # 5×2 blocks, then edge dots
     rng = np.random.default_rng(0)
-    x, d = rng.random((c, R, B), np.float32), rng.standard_normal((c, K, B), np.float32)
+    x, d = rng.random((c, R + 1, B), np.float32), rng.standard_normal((c, K + 2, B), np.float32)
     g = np.full((c, R, K), np.nan, np.float32)
-    outer_sums_(x, d, g)
-    ref = np.einsum("irb,ikb->irk", x.astype(np.float64), d.astype(np.float64))
+    outer_sums_(x, d, g)                                              # the first R and K rows only
+    ref = np.einsum("irb,ikb->irk", x[:, :R].astype(np.float64), d[:, :K].astype(np.float64))
     np.testing.assert_allclose(g, ref, rtol=1e-4, atol=1e-4 * np.sqrt(B))
 
 

@@ -14,9 +14,10 @@ dispatcher             hot path                                     implementati
 ``snapshot_gram``      koopman: float64 X Xᵀ over feature chunks    cuBLAS float64 GEMM
 =====================  ===========================================  ==============================
 
-One CPU kernel module sits beside them: :mod:`workbench.kernels.toy_cpu` (Numba), the element-wise
-stages of the toy-model step that ``ToyModels`` runs on the CPU, checked against the torch code it
-replaces. It is imported on first use, not here.
+Two CPU kernel modules (Numba) sit beside them: :mod:`workbench.kernels.toy_cpu`, the whole
+toy-model step that ``ToyModels`` runs on the CPU (checked against the torch code it replaces), and
+:mod:`workbench.kernels.lane_rng`, the SIMD-lane SFC64 uniforms it draws from. They are imported
+where used, not here.
 """
 from workbench.kernels._dispatch import HAS_TRITON, interpreter_enabled, triton_status
 from workbench.kernels.gram_eigvalsh import gram_eigvalsh
