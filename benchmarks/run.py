@@ -33,7 +33,7 @@ def discover() -> list[str]:
 
 
 def row_key(row: dict) -> tuple[str, str, str, str]:
-    """Identity of a result row: one comparison of one workload (rows of a partial run replace these)."""
+    """Identity of a result row: one comparison of one workload."""
     return row["module"], row["benchmark"], row["workload"], row["reference"]
 
 
@@ -91,8 +91,9 @@ def main(argv: list[str] | None = None) -> int:
     stem = device + ("-quick" if args.quick else "")
     existing = {}
     path = RESULTS / f"{stem}.json"
-    if args.only and path.exists():  # merge a partial run into the previous full table
-        existing = {row_key(r): r for r in json.loads(path.read_text())["rows"]}
+    if args.only and path.exists():  # merge a partial run into the previous table: the modules run replace theirs
+        rerun = {r["module"] for r in rows}
+        existing = {row_key(r): r for r in json.loads(path.read_text())["rows"] if r["module"] not in rerun}
     for r in rows:
         existing[row_key(r)] = r
     rows = sorted(existing.values(), key=lambda r: (r["module"], r["benchmark"]))

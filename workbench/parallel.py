@@ -34,9 +34,15 @@ def torch_threads(n: int) -> Iterator[None]:
         torch.set_num_threads(old)
 
 
+def _single_threaded_torch() -> None:
+    """Make this thread's torch ops single-threaded. torch sets a thread's count lazily, on its
+    first use, from the last count set by any thread, so that first use comes before the setting."""
+    torch.get_num_threads()
+    torch.set_num_threads(1)
+
+
 @cache
 def thread_pool(workers: int) -> ThreadPoolExecutor:
     """A persistent pool of ``workers`` threads whose torch ops run single-threaded (the pool is
     the parallelism); starting threads per call costs up to 0.1 s under load."""
-    return ThreadPoolExecutor(workers, thread_name_prefix="workbench", initializer=torch.set_num_threads,
-                              initargs=(1,))
+    return ThreadPoolExecutor(workers, thread_name_prefix="workbench", initializer=_single_threaded_torch)
