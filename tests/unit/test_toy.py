@@ -8,7 +8,13 @@ from scipy import stats
 
 from workbench.kernels.lane_rng import LaneStream
 from workbench.kernels.toy_step import toy_loss_grad_torch
-from workbench.models.toy import ToyModels, augmented_weights, batch_loss_grad, fill_uniform, importance_vector
+from workbench.models.toy import (
+    ToyModels,
+    augmented_weights,
+    batch_loss_grad,
+    fill_uniform,
+    importance_vector,
+)
 from workbench.toy_training import evaluate, train_toys
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from scipy import stats
 
 from workbench.kernels.lane_rng import LaneStream
@@ -88,12 +87,15 @@ def test_batch_loss_grad_cpu_matches_the_torch_reference(variant):
     W, b = m.W.detach(), m.b.detach()
     x1_t = torch.cat((x.mT, torch.ones(I, 1, B)), 1)
     out = {}
-    for name, fn, weights in (("numba", batch_loss_grad_cpu, (W, b)), ("torch", batch_loss_grad, (augmented_weights(W, b), W))):
+    for name, fn, weights, kw in (("numba", batch_loss_grad_cpu, (W, b), {"threads": 1}),
+                                  ("numba, 3 threads", batch_loss_grad_cpu, (W, b), {"threads": 3}),
+                                  ("torch", batch_loss_grad, (augmented_weights(W, b), W), {})):
         gw, gb = torch.empty_like(W), torch.empty_like(b)
-        loss = fn(*weights, m.importance, x1_t.clone(), relu=variant == "relu", grad_w=gw, grad_b=gb)
+        loss = fn(*weights, m.importance, x1_t.clone(), relu=variant == "relu", grad_w=gw, grad_b=gb, **kw)
         out[name] = (loss, gw, gb)
-    for got, ref in zip(out["numba"], out["torch"]):
+    for got, got3, ref in zip(out["numba"], out["numba, 3 threads"], out["torch"]):
         torch.testing.assert_close(got, ref, rtol=2e-5, atol=1e-7)
+        assert torch.equal(got, got3)                                  # one instance per task: same bits
     assert float(out["torch"][1].abs().max()) > 1e-3                   # a real gradient, not zeros
 
 

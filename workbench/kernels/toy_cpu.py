@@ -26,9 +26,10 @@ import numpy as np
 import torch
 
 from workbench.kernels.lane_rng import LANES, draw_row
+from workbench.parallel import run_shares
 
-__all__ = ["batch_loss_grad_cpu", "chunks_loss_grad_", "draw_features", "error_terms_", "loss_grad_",
-           "loss_grad_scratch", "matmul_rows_", "outer_sums_"]
+__all__ = ["batch_loss_grad_cpu", "chunks_loss_grad_", "draw_features", "error_terms_", "given_loss_grad_",
+           "loss_grad_", "loss_grad_scratch", "matmul_rows_", "outer_sums_"]
 
 _JIT = {"nogil": True, "cache": True, "boundscheck": False}
 _SUMS = {"reassoc", "contract", "nsz"}  # lets sums vectorise (reordered); NaN and Inf still propagate
@@ -275,12 +276,27 @@ def chunks_loss_grad_(states: np.ndarray, per: int, first: int, step: int, inv_p
                    grad_w[lo:hi], grad_b[lo:hi])
 
 
+@numba.njit(**_JIT)
+def given_loss_grad_(x1_t: np.ndarray, first: int, step: int, W: np.ndarray, b: np.ndarray,
+                     importance: np.ndarray, relu: bool, loss: np.ndarray, grad_w: np.ndarray,
+                     grad_b: np.ndarray) -> None:
+    """:func:`loss_grad_` of instances ``first``, ``first + step``, … of a given batch [x; 1]
+    (I, F+1, B), one instance at a time so its work arrays stay in cache."""
+    I, H, F = W.shape
+    scratch = loss_grad_scratch(1, F, H, x1_t.shape[2])
+    for i in range(first, I, step):
+        loss_grad_(x1_t[i:i + 1], W[i:i + 1], b[i:i + 1], importance[i:i + 1], relu, scratch, loss[i:i + 1],
+                   grad_w[i:i + 1], grad_b[i:i + 1])
+
+
 def batch_loss_grad_cpu(W: torch.Tensor, b: torch.Tensor, importance: torch.Tensor, x1_t: torch.Tensor,
-                        *, relu: bool, grad_w: torch.Tensor, grad_b: torch.Tensor) -> torch.Tensor:
+                        *, relu: bool, grad_w: torch.Tensor, grad_b: torch.Tensor,
+                        threads: int | None = None) -> torch.Tensor:
     """The loss (c,) and gradients of :func:`workbench.models.toy.batch_loss_grad` (same inputs
-    but W and b for [WᵀW | b]) for contiguous CPU float32 tensors, by :func:`loss_grad_`."""
-    c, H, F = W.shape
-    loss = torch.empty(c)
-    loss_grad_(x1_t.numpy(), W.numpy(), b.numpy(), importance.numpy(), relu,
-               loss_grad_scratch(c, F, H, x1_t.shape[2]), loss.numpy(), grad_w.numpy(), grad_b.numpy())
+    but W and b for [WᵀW | b]) for contiguous CPU float32 tensors, by :func:`given_loss_grad_`,
+    the instances spread over ``threads`` threads (default ``torch.get_num_threads()``)."""
+    loss = torch.empty(W.shape[0])
+    args = (W.numpy(), b.numpy(), importance.numpy(), relu, loss.numpy(), grad_w.numpy(), grad_b.numpy())
+    workers = max(1, min(threads or torch.get_num_threads(), W.shape[0]))
+    run_shares(lambda w: given_loss_grad_(x1_t.numpy(), w, workers, *args), workers)
     return loss

@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from workbench.kernels.lane_rng import LaneStream
-from workbench.parallel import thread_pool, torch_threads
+from workbench.parallel import run_shares, torch_threads
 from workbench.validation import as_tensor, check_range
 
 VARIANTS = ("relu", "linear", "abs")
@@ -383,12 +383,7 @@ class ToyModels(nn.Module):
         def run(worker: int) -> None:  # one call per worker: no Python (or GIL) per chunk
             chunks_loss_grad_(states, per, worker, workers, *args)
 
-        # chunks write disjoint rows of loss/gW/gb, and the kernel releases the GIL: this thread
-        # takes the first share itself (an idle thread's wake-up costs ~0.3 ms a step)
-        others = [thread_pool(workers - 1).submit(run, w) for w in range(1, workers)]
-        run(0)
-        for future in others:
-            future.result()
+        run_shares(run, workers)  # chunks write disjoint rows of loss/gW/gb
         if nonempty:
             loss, gW, gb = self._add_empty_term(loss, gW, gb)
         return loss, gW, gb
