@@ -183,8 +183,9 @@ class ToyModels(nn.Module):
         u·(1/p), a multiplication), and then u/p is again U[0, 1] — the same distribution as two
         independent draws, at half the cost.
         For the ``abs`` variant present features are U[-1, 1] ([1]_, computation in superposition).
-        ``generator`` is a ``torch.Generator`` or (CPU only) a ``numpy.random.Generator``, whose
-        float32 uniforms are drawn about 3x faster (see :func:`fill_uniform`).
+        ``generator`` is a ``torch.Generator`` or (CPU only) a ``numpy.random.Generator`` or
+        :class:`~workbench.kernels.lane_rng.LaneStream`, whose uniforms come from SIMD lanes of
+        SFC64, ~7x faster than numpy's own float32 ones (see :func:`fill_uniform`).
 
         With ``nonempty=True`` the samples are drawn conditioned on x ≠ 0: the first active
         feature K has P(K = k) ∝ p_k Π_{j<k} S_j (inverse-CDF sampled), features after K are
@@ -341,9 +342,9 @@ class ToyModels(nn.Module):
         Each chunk (about ``chunk_elements`` batch entries: one instance of 20 features × 1024
         samples) is drawn and consumed while it is still in L2, so the (I, B, F) batch and its
         intermediates never go to main memory; a thread's chunks run in one call of compiled code
-        (:func:`workbench.kernels.toy_cpu.chunks_loss_grad_`). With a ``numpy.random.Generator`` the chunks are spread over ``threads`` threads
-        (default ``torch.get_num_threads()``; at most one per ``MIN_CHUNKS_PER_THREAD`` chunks),
-        each running single-threaded, and each chunk draws from its own
+        (:func:`workbench.kernels.toy_cpu.chunks_loss_grad_`). With a ``numpy.random.Generator``
+        the chunks are spread over ``threads`` threads (default ``torch.get_num_threads()``; at
+        most one per ``MIN_CHUNKS_PER_THREAD`` chunks), and each chunk draws from its own
         :class:`~workbench.kernels.lane_rng.LaneStream`, seeded from ``generator``: the numbers do
         not depend on the thread count. A chunk draws what ``generate_batch`` draws for its
         instances from that stream, so the result equals the unchunked path on those draws. On
