@@ -1,5 +1,5 @@
 """Kernels vs their torch references. Triton kernels run in Triton's CPU interpreter here
-(``TRITON_INTERPRET=1`` is set by tests/unit/conftest.py when CUDA is absent); tests/gpu repeats
+(``TRITON_INTERPRET=1`` is set by tests/conftest.py when CUDA is absent); tests/gpu repeats
 these checks at real sizes on CUDA.
 
 Tolerances: float64 kernels (power-law fit) agree with the reference to 1e-10 relative (the kernel
@@ -28,7 +28,7 @@ pytestmark = [pytest.mark.filterwarnings("ignore:invalid value encountered:Runti
               pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")]
 needs_triton = pytest.mark.skipif(
     not HAS_TRITON or not (torch.cuda.is_available() or interpreter_enabled()),
-    reason="triton not importable, or neither CUDA nor TRITON_INTERPRET=1 (set by tests/unit/conftest.py)")
+    reason="triton not importable, or neither CUDA nor TRITON_INTERPRET=1 (set by tests/conftest.py)")
 DEV = "cuda" if torch.cuda.is_available() else "cpu"
 PL_KEYS = ("alpha", "xmin", "ks_distance")
 

@@ -23,17 +23,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import nullcontext
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import nn
 
-from workbench.kernels.lane_rng import LaneStream
 from workbench.parallel import run_shares, torch_threads
 from workbench.validation import as_tensor, check_range
 
+if TYPE_CHECKING:  # workbench.kernels is imported where used: its Triton kernels read TRITON_INTERPRET then
+    from workbench.kernels.lane_rng import LaneStream
+
+    RandomSource = torch.Generator | np.random.Generator | LaneStream | None
+
 VARIANTS = ("relu", "linear", "abs")
-RandomSource = torch.Generator | np.random.Generator | LaneStream | None
 MIN_CHUNKS_PER_THREAD = 4  # sample_loss_and_grad: fewer chunks run on the calling thread
 
 
@@ -46,6 +50,8 @@ def fill_uniform(out: torch.Tensor, generator: RandomSource = None) -> torch.Ten
     draws from that (numpy's own float32 draws take ~2.4 ns and hold the GIL). A
     ``torch.Generator`` (or None: torch's default) draws exactly ``torch.rand``'s numbers.
     """
+    from workbench.kernels.lane_rng import LaneStream
+
     if isinstance(generator, np.random.Generator):
         generator = LaneStream.spawn(generator)
     if isinstance(generator, LaneStream):
@@ -363,17 +369,18 @@ class ToyModels(nn.Module):
         workers = max(1, min(threads or torch.get_num_threads(), n_chunks // MIN_CHUNKS_PER_THREAD))
         # with a pool, this thread's own ops are tiny, and its idle OpenMP team would spin on a core
         with torch_threads(1) if workers > 1 else nullcontext():
-            loss, gW, gb = self._chunked_loss_and_grad(int(batch_size), LaneStream.spawn_states(generator, n_chunks),
-                                                       per, workers, nonempty)
+            loss, gW, gb = self._chunked_loss_and_grad(int(batch_size), generator, n_chunks, per, workers, nonempty)
         self.W.grad, self.b.grad = gW, gb
         return loss
 
-    def _chunked_loss_and_grad(self, B: int, states: np.ndarray, per: int, workers: int,
-                               nonempty: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _chunked_loss_and_grad(self, B: int, generator: np.random.Generator, n_chunks: int, per: int,
+                               workers: int, nonempty: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Loss and gradients of :meth:`sample_loss_and_grad`: chunk ``j`` holds instances ``j·per``
-        to ``(j+1)·per − 1`` and draws from lane state ``states[j]`` (4, LANES)."""
+        to ``(j+1)·per − 1`` and draws from the j-th lane state seeded from ``generator``."""
+        from workbench.kernels.lane_rng import LaneStream
         from workbench.kernels.toy_cpu import chunks_loss_grad_
 
+        states = LaneStream.spawn_states(generator, n_chunks)
         W, b = self.W.detach(), self.b.detach()
         gW, gb, loss = torch.empty_like(W), torch.empty_like(b), torch.empty(self.n_instances)
         cdf = self._first_cdf() if nonempty else None
