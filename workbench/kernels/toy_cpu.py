@@ -16,8 +16,8 @@ one core here: 0.53 ns drawing, 0.96 ns the five products, 0.13 ns the element-w
 code they replace stays as the reference they must match bit for bit (features) or to rounding
 (loss, gradients): :meth:`ToyModels._sample_` and :func:`workbench.models.toy.batch_loss_grad`.
 
-The kernels compile on first use (~15 s) and are cached on disk next to this file (Numba's
-``cache=True``), so later processes load them in well under a second.
+The kernels compile on first use (~15–25 s on 2 cores) and are cached on disk next to this file
+(Numba's ``cache=True``); a later process's first step, loading them, takes ~1 s.
 """
 from __future__ import annotations
 
