@@ -4,7 +4,7 @@ On the CPU a step of :meth:`workbench.models.toy.ToyModels.sample_loss_and_grad`
 instances (Elhage et al. 2022, "Toy Models of Superposition"; shapes as in ``workbench.models.toy``),
 all in compiled code with the GIL released (:func:`chunks_loss_grad_`, one call per thread)::
 
-    uniforms → x    h = W x    z = Wᵀh + b    D, loss    u = W diag(s) D    [h; 1] Dᵀ, u xᵀ → ∂W, ∂b
+    uniforms → x    h = W x    z = Wᵀh + b    D, loss, ΣD    u = W diag(s) D    h Dᵀ, u xᵀ → ∂W, ∂b
     draw_features   matmul_rows_ (×3)         error_terms_                  outer_sums_ (×2)
 
 Uniforms come row by row from SIMD lanes of SFC64 streams (:mod:`workbench.kernels.lane_rng`) and
@@ -127,9 +127,10 @@ def matmul_rows_(m: np.ndarray, x: np.ndarray, out: np.ndarray) -> None:
 
 @numba.njit(fastmath=_SUMS, **_JIT)
 def error_terms_(z: np.ndarray, x1_t: np.ndarray, importance: np.ndarray, relu: bool,
-                 loss: np.ndarray) -> None:
-    """Given z = M x + b (c, F, B), write D = e ⊙ 1[z > 0] into ``z`` (e = x' − x, x' = ReLU(z);
-    linear: D = e = z − x) and the loss L = (1/B) Σ_{f,b} I_f e² into ``loss`` (c,).
+                 loss: np.ndarray, d_sum: np.ndarray) -> None:
+    """Given z = Wᵀh + b (c, F, B), write D = e ⊙ 1[z > 0] into ``z`` (e = x' − x, x' = ReLU(z);
+    linear: D = e = z − x), the loss L = (1/B) Σ_{f,b} I_f e² into ``loss`` (c,) and Σ_b D into
+    ``d_sum`` (c, F).
 
     ``x1_t`` is [x; 1] (c, F+1, B) (only its first F rows are read), ``importance`` (c, F).
     """
@@ -139,20 +140,24 @@ def error_terms_(z: np.ndarray, x1_t: np.ndarray, importance: np.ndarray, relu: 
         total = 0.0
         for f in range(F):
             z_row, x_row = z[i, f], x1_t[i, f]
-            acc = np.float32(0.0)
+            acc, acc_d = np.float32(0.0), np.float32(0.0)
             if relu:
                 for b in range(B):
                     zb = z_row[b]
                     on = zb > zero
                     e = (zb if on else zero) - x_row[b]
+                    d = e if on else zero
                     acc += e * e
-                    z_row[b] = e if on else zero
+                    acc_d += d
+                    z_row[b] = d
             else:
                 for b in range(B):
                     e = z_row[b] - x_row[b]
                     acc += e * e
+                    acc_d += e
                     z_row[b] = e
             total += acc * importance[i, f]
+            d_sum[i, f] = acc_d
         loss[i] = total / B
 
 
@@ -219,13 +224,14 @@ def loss_grad_(x1_t: np.ndarray, W: np.ndarray, b: np.ndarray, importance: np.nd
         ∂L/∂W = (h Dᵀ) diag(s) + u xᵀ,    ∂L/∂b = s ⊙ Σ_b D,
 
     five products along the batch (:func:`matmul_rows_` for h, z, u; :func:`outer_sums_` for
-    [h; 1] Dᵀ and u xᵀ): (5H + 1) multiply-adds per batch entry instead of the 2F + 2 of the route
-    through M = WᵀW that :func:`workbench.models.toy.batch_loss_grad` (the reference) takes.
-    ``scratch`` is :func:`loss_grad_scratch` of at least c instances.
+    h Dᵀ and u xᵀ; Σ_b D comes with the element-wise pass): 5H + 1 multiply-adds per batch entry
+    instead of the 2F + 2 of the route through M = WᵀW that
+    :func:`workbench.models.toy.batch_loss_grad` (the reference) takes. ``scratch`` is
+    :func:`loss_grad_scratch` of at least c instances.
     """
     c, H, F = W.shape
     B = x1_t.shape[2]
-    h1, z, u, WTb, Ws, g1, g2 = scratch
+    h1, z, u, WTb, Ws, g1, g2, d_sum = scratch
     for i in range(c):
         for k in range(F):
             sk = importance[i, k] * np.float32(2.0 / B)
@@ -235,26 +241,26 @@ def loss_grad_(x1_t: np.ndarray, W: np.ndarray, b: np.ndarray, importance: np.nd
             WTb[i, k, H] = b[i, k]
     matmul_rows_(W, x1_t, h1)                                         # h = W x (rows :H of [h; 1])
     matmul_rows_(WTb[:c], h1, z)                                      # z = Wᵀh + b
-    error_terms_(z[:c], x1_t, importance, relu, loss)                 # z ← D
+    error_terms_(z[:c], x1_t, importance, relu, loss, d_sum)          # z ← D, and Σ_b D
     matmul_rows_(Ws[:c], z, u)                                        # u = W diag(s) D
-    outer_sums_(h1, z, g1[:c])                                        # [h; 1] Dᵀ
+    outer_sums_(h1, z, g1[:c])                                        # h Dᵀ
     outer_sums_(u, x1_t, g2[:c])                                      # u xᵀ
     for i in range(c):
         for k in range(F):
             sk = importance[i, k] * np.float32(2.0 / B)
             for j in range(H):
                 grad_w[i, j, k] = g1[i, j, k] * sk + g2[i, j, k]
-            grad_b[i, k] = g1[i, H, k] * sk
+            grad_b[i, k] = d_sum[i, k] * sk
 
 
 @numba.njit(**_JIT)
 def loss_grad_scratch(n: int, F: int, H: int, B: int) -> tuple:
     """Work arrays of :func:`loss_grad_` for ``n`` instances: [h; 1], z (then D), u, [Wᵀ | b],
-    W diag(s), [h; 1] Dᵀ and u xᵀ."""
+    W diag(s), h Dᵀ, u xᵀ and Σ_b D."""
     h1 = np.ones((n, H + 1, B), np.float32)
     return (h1, np.empty((n, F, B), np.float32), np.empty((n, H, B), np.float32),
             np.empty((n, F, H + 1), np.float32), np.empty((n, H, F), np.float32),
-            np.empty((n, H + 1, F), np.float32), np.empty((n, H, F), np.float32))
+            np.empty((n, H, F), np.float32), np.empty((n, H, F), np.float32), np.empty((n, F), np.float32))
 
 
 @numba.njit(**_JIT)
