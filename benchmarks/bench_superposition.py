@@ -3,8 +3,7 @@
 1. Batched ``ToyModels`` training (one program for all instances) vs a Python loop that trains
    each instance as its own ``ToyModels(1, ...)`` with its own Adam — same instances, steps and
    batch size, the same lens code. Throughput is reported as instances·steps per second. 50 steps:
-   on this VM a core that was idle runs the first few steps up to 2x slower, so a 20-step run
-   measured mostly the wake-up.
+   on this VM the first steps after a core was idle run up to 2x slower, ~10 % of a 20-step run.
 2. The n=2, m=1 phase diagram (densities × importance ratios × inits in one batch), timed against a
    loop over cells (a few cells timed, extrapolated per cell) for the ratio.
 """
@@ -40,7 +39,7 @@ def run(quick: bool) -> list[dict]:
     n_inst, n, m = 400, 20, 5
     _batched(4, n, m, 2, 8)                 # first-call costs (Adam, BLAS init) outside the timing
     for batch in ([64] if quick else [64, 256, 1024]):
-        steps = 3 if quick else 50  # long enough that the first steps (cores waking from idle) don't dominate
+        steps = 3 if quick else 50  # dilutes the slow first steps (a core waking from idle)
         row = compare("superposition/toy_training", f"{n_inst} inst, n={n}, m={m}, batch={batch}, {steps} steps",
                       ("ToyModels batched", lambda s=steps, b=batch: _batched(n_inst, n, m, s, b)),
                       ("per-instance loop", lambda s=steps, b=batch: _loop(n_inst, n, m, s, b)),
