@@ -78,8 +78,9 @@ def batch_loss_grad(Mb: torch.Tensor, W: torch.Tensor, importance: torch.Tensor,
 
     .. math:: [G; ∂L/∂b] = (Σ_b [x; 1] Dᵀ) \operatorname{diag}(s),\qquad ∂L/∂W = W (G + Gᵀ),
 
-    where G = ∂L/∂M: two GEMMs per chunk, and s scales the small (F+1)×F result, not the batch.
-    This is the reference of :func:`workbench.kernels.toy_cpu.batch_loss_grad_cpu` (the CPU path).
+    where G = ∂L/∂M: two GEMMs, and s scales the small (F+1)×F result, not the batch. This is the
+    reference of :func:`workbench.kernels.toy_cpu.batch_loss_grad_cpu` (the CPU path), which goes
+    through the hidden layer instead (:func:`workbench.kernels.toy_cpu.loss_grad_`).
     """
     F, B = W.shape[2], x1_t.shape[2]
     x_t = x1_t[:, :F]
@@ -286,10 +287,10 @@ class ToyModels(nn.Module):
         .. math:: ∂L/∂b = Σ_b δ,\qquad ∂L/∂W = h δᵀ + (W δ) xᵀ .
 
         On CUDA (or with ``backend="triton"``) the batch term comes from the fused Triton kernel
-        :func:`workbench.kernels.toy_loss_grad`; on the CPU from :func:`batch_loss_grad`, which does
-        the same arithmetic as autograd in about a third of the memory passes (with
-        ``backend="auto"`` its Numba form :func:`workbench.kernels.toy_cpu.batch_loss_grad_cpu`,
-        ``"torch"``: the torch reference itself). With ``nonempty`` the
+        :func:`workbench.kernels.toy_loss_grad`; on the CPU, with ``backend="auto"``, from the
+        compiled kernels of :mod:`workbench.kernels.toy_cpu`, which take the route of the formula
+        above (``"torch"``: the torch reference :func:`batch_loss_grad`, through M = WᵀW, in about a
+        third of autograd's memory passes). With ``nonempty`` the
         batch was drawn conditioned on x ≠ 0 and the exact x = 0 term is added (weight P(x = 0)).
         """
         if self.variant == "abs":
