@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from workbench.kernels.lane_rng import LANES, draw_row
+from workbench.kernels.work_queue import claim, new_counter
 from workbench.parallel import run_shares
 
 __all__ = ["batch_loss_grad_cpu", "chunks_loss_grad_", "draw_features", "error_terms_", "given_loss_grad_",
@@ -264,10 +265,11 @@ def loss_grad_scratch(n: int, F: int, H: int, B: int) -> tuple:
 
 
 @numba.njit(**_JIT)
-def chunks_loss_grad_(states: np.ndarray, per: int, first: int, step: int, inv_prob: np.ndarray, cdf: np.ndarray,
+def chunks_loss_grad_(states: np.ndarray, per: int, counter: np.ndarray, inv_prob: np.ndarray, cdf: np.ndarray,
                       nonempty: bool, W: np.ndarray, b: np.ndarray, importance: np.ndarray, relu: bool,
                       batch: int, loss: np.ndarray, grad_w: np.ndarray, grad_b: np.ndarray) -> None:
-    """Batch loss and gradients of chunks ``first``, ``first + step``, … of a step, in one call:
+    """Batch loss and gradients of the chunks of a step this thread claims from ``counter``
+    (:func:`~workbench.kernels.work_queue.claim`; every thread of the step shares it), in one call:
     chunk j holds instances j·per … (j+1)·per − 1, draws its batch of ``batch`` samples from lane
     state ``states[j]`` (:func:`draw_features`) and runs :func:`loss_grad_` on it while it is in
     cache. ``inv_prob`` (1/p), ``cdf``, ``importance``, ``b`` and ``grad_b`` (I, F), ``W`` and ``grad_w``
@@ -275,7 +277,10 @@ def chunks_loss_grad_(states: np.ndarray, per: int, first: int, step: int, inv_p
     I, H, F = W.shape
     x1_t = np.ones((per, F + 1, batch), np.float32)                    # [x; 1]
     scratch = loss_grad_scratch(per, F, H, batch)
-    for j in range(first, states.shape[0], step):
+    while True:
+        j = claim(counter)
+        if j >= states.shape[0]:
+            break
         lo, hi = j * per, min(I, (j + 1) * per)
         draw_features(states[j], inv_prob[lo:hi], cdf[lo:hi], nonempty, x1_t[:hi - lo])
         loss_grad_(x1_t[:hi - lo], W[lo:hi], b[lo:hi], importance[lo:hi], relu, scratch, loss[lo:hi],
@@ -283,14 +288,17 @@ def chunks_loss_grad_(states: np.ndarray, per: int, first: int, step: int, inv_p
 
 
 @numba.njit(**_JIT)
-def given_loss_grad_(x1_t: np.ndarray, first: int, step: int, W: np.ndarray, b: np.ndarray,
+def given_loss_grad_(x1_t: np.ndarray, counter: np.ndarray, W: np.ndarray, b: np.ndarray,
                      importance: np.ndarray, relu: bool, loss: np.ndarray, grad_w: np.ndarray,
                      grad_b: np.ndarray) -> None:
-    """:func:`loss_grad_` of instances ``first``, ``first + step``, … of a given batch [x; 1]
-    (I, F+1, B), one instance at a time so its work arrays stay in cache."""
+    """:func:`loss_grad_` of the instances of a given batch [x; 1] (I, F+1, B) this thread claims
+    from ``counter``, one instance at a time so its work arrays stay in cache."""
     I, H, F = W.shape
     scratch = loss_grad_scratch(1, F, H, x1_t.shape[2])
-    for i in range(first, I, step):
+    while True:
+        i = claim(counter)
+        if i >= I:
+            break
         loss_grad_(x1_t[i:i + 1], W[i:i + 1], b[i:i + 1], importance[i:i + 1], relu, scratch, loss[i:i + 1],
                    grad_w[i:i + 1], grad_b[i:i + 1])
 
@@ -304,5 +312,6 @@ def batch_loss_grad_cpu(W: torch.Tensor, b: torch.Tensor, importance: torch.Tens
     loss = torch.empty(W.shape[0])
     args = (W.numpy(), b.numpy(), importance.numpy(), relu, loss.numpy(), grad_w.numpy(), grad_b.numpy())
     workers = max(1, min(threads or torch.get_num_threads(), W.shape[0]))
-    run_shares(lambda w: given_loss_grad_(x1_t.numpy(), w, workers, *args), workers)
+    counter = new_counter()
+    run_shares(lambda w: given_loss_grad_(x1_t.numpy(), counter, *args), workers)
     return loss

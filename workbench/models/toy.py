@@ -380,6 +380,7 @@ class ToyModels(nn.Module):
         to ``(j+1)·per − 1`` and draws from the j-th lane state seeded from ``generator``."""
         from workbench.kernels.lane_rng import LaneStream
         from workbench.kernels.toy_cpu import chunks_loss_grad_
+        from workbench.kernels.work_queue import new_counter
 
         states = LaneStream.spawn_states(generator, n_chunks)
         W, b = self.W.detach(), self.b.detach()
@@ -389,8 +390,10 @@ class ToyModels(nn.Module):
         args = (inv_prob, inv_prob if cdf is None else cdf.numpy(), nonempty, W.numpy(), b.numpy(),
                 self.importance.numpy(), self.variant == "relu", B, loss.numpy(), gW.numpy(), gb.numpy())
 
+        counter = new_counter()  # the workers claim chunks from it: a late or slow thread takes fewer
+
         def run(worker: int) -> None:  # one call per worker: no Python (or GIL) per chunk
-            chunks_loss_grad_(states, per, worker, workers, *args)
+            chunks_loss_grad_(states, per, counter, *args)
 
         run_shares(run, workers)  # chunks write disjoint rows of loss/gW/gb
         if nonempty:
