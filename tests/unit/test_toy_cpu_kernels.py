@@ -55,15 +55,18 @@ def test_draw_features_reproduces_generate_batch_bit_for_bit(nonempty):
         assert bool((out[:, :6] != 0).any(1).all())
 
 
-@pytest.mark.parametrize("shape", [(2, 20, 21, 1024), (3, 5, 6, 333), (2, 7, 3, 50), (1, 1, 1, 8)])
+@pytest.mark.parametrize("shape", [(2, 20, 21, 1024), (3, 5, 6, 333), (2, 7, 3, 50), (1, 1, 1, 8),
+                                   (2, 21, 6, 1024), (1, 6, 10, 77), (1, 4, 5, 9)])
 def test_matmul_rows_equals_the_float64_product_including_padding_and_leftover_rows(shape):
-    c, K, R, B = shape                                                # K % 4 rows one at a time, R padded
+    c, K, R, B = shape             # K % 4 rows one at a time, R padded (R = 4q + 2: a group of six)
     rng = np.random.default_rng(1)
     m, x = rng.standard_normal((c, K, R), np.float32), rng.random((c, R + 2, B), np.float32)
-    out = np.full((c, K, B), np.nan, np.float32)
+    x[:, R:] = np.nan                                                 # rows past R must not be read
+    out = np.full((c, K + 1, B), 7.0, np.float32)                     # [h; 1] has a row more than M
     matmul_rows_(m, x, out)                                           # the first R rows of x only
     ref = np.einsum("ikr,irb->ikb", m.astype(np.float64), x[:, :R].astype(np.float64))
-    np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(out[:, :K], ref, rtol=1e-5, atol=1e-5)
+    assert (out[:, K] == 7.0).all()                                   # rows of out past K untouched
 
 
 @pytest.mark.parametrize("shape", [(2, 21, 20, 1024), (3, 7, 5, 333), (1, 3, 1, 40)])

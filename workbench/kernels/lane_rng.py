@@ -101,13 +101,13 @@ def seed_lanes(abc: np.ndarray) -> np.ndarray:
     then the 12 warm-up steps numpy's SFC64 takes after seeding."""
     n = abc.shape[0]
     out = np.empty((n, 4, LANES), np.uint64)
-    for i in range(n):
-        a, b, c = abc[i, 0].copy(), abc[i, 1].copy(), abc[i, 2].copy()
-        w = np.ones(LANES, np.uint64)
+    out[:, :3] = abc
+    out[:, 3] = 1
+    for i in range(n):  # in place: views, no allocation per state
+        a, b, c, w = out[i, 0], out[i, 1], out[i, 2], out[i, 3]
         for _ in range(WARMUP_STEPS):
             for lane in range(LANES):
                 _step(a, b, c, w, lane)
-        out[i, 0], out[i, 1], out[i, 2], out[i, 3] = a, b, c, w
     return out
 
 
