@@ -17,7 +17,7 @@ from functools import cache
 
 import torch
 
-__all__ = ["run_shares", "thread_pool", "torch_threads"]
+__all__ = ["run_on_threads", "thread_pool", "torch_threads"]
 
 
 @contextmanager
@@ -48,11 +48,13 @@ def thread_pool(workers: int) -> ThreadPoolExecutor:
     return ThreadPoolExecutor(workers, thread_name_prefix="workbench", initializer=_single_threaded_torch)
 
 
-def run_shares(fn: Callable[[int], object], workers: int) -> None:
-    """Run ``fn(0)``, …, ``fn(workers − 1)`` at once: share 0 on the calling thread (it would only
-    wait; waking one more pool thread costs ~0.3 ms), the others on :func:`thread_pool`. ``fn``
-    must release the GIL to run in parallel (compiled kernels, BLAS)."""
-    others = [thread_pool(workers - 1).submit(fn, w) for w in range(1, workers)]
-    fn(0)
+def run_on_threads(fn: Callable[[], object], workers: int) -> None:
+    """Run ``fn()`` on ``workers`` threads at once and wait for all: one on the calling thread (it
+    would only wait; waking one more pool thread costs ~0.3 ms), the others on :func:`thread_pool`.
+    The calls share their work themselves (e.g. claiming tasks from a
+    :mod:`workbench.kernels.work_queue` counter); ``fn`` must release the GIL to run in parallel
+    (compiled kernels, BLAS)."""
+    others = [thread_pool(workers - 1).submit(fn) for _ in range(1, workers)]
+    fn()
     for future in others:
         future.result()

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from workbench.kernels.work_queue import claim, new_counter
-from workbench.parallel import run_shares
+from workbench.parallel import run_on_threads
 
 
 @numba.njit(nogil=True)
@@ -26,7 +26,7 @@ def _claim_all(counter, taken, spin):
 def test_each_task_claimed_exactly_once(workers):
     taken = np.zeros(5000, np.int64)
     counter = new_counter()
-    run_shares(lambda w: _claim_all(counter, taken, 50), workers)
+    run_on_threads(lambda: _claim_all(counter, taken, 50), workers)
     assert taken.min() == 1 and taken.max() == 1
     assert counter[0] == taken.size + workers  # each worker's last claim found nothing left
 

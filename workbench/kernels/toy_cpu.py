@@ -27,7 +27,7 @@ import torch
 
 from workbench.kernels.lane_rng import LANES, draw_row
 from workbench.kernels.work_queue import claim, new_counter
-from workbench.parallel import run_shares
+from workbench.parallel import run_on_threads
 
 __all__ = ["batch_loss_grad_cpu", "chunks_loss_grad_", "draw_features", "error_terms_", "given_loss_grad_",
            "loss_grad_", "loss_grad_scratch", "matmul_rows_", "outer_sums_"]
@@ -345,5 +345,5 @@ def batch_loss_grad_cpu(W: torch.Tensor, b: torch.Tensor, importance: torch.Tens
     args = (W.numpy(), b.numpy(), importance.numpy(), relu, loss.numpy(), grad_w.numpy(), grad_b.numpy())
     workers = max(1, min(threads or torch.get_num_threads(), W.shape[0]))
     counter = new_counter()
-    run_shares(lambda w: given_loss_grad_(x1_t.numpy(), counter, *args), workers)
+    run_on_threads(lambda: given_loss_grad_(x1_t.numpy(), counter, *args), workers)
     return loss

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from workbench.parallel import run_shares, torch_threads
+from workbench.parallel import run_on_threads, torch_threads
 from workbench.validation import as_tensor, check_range
 
 if TYPE_CHECKING:  # workbench.kernels is imported where used: its Triton kernels read TRITON_INTERPRET then
@@ -391,11 +391,8 @@ class ToyModels(nn.Module):
                 self.importance.numpy(), self.variant == "relu", B, loss.numpy(), gW.numpy(), gb.numpy())
 
         counter = new_counter()  # the workers claim chunks from it: a late or slow thread takes fewer
-
-        def run(worker: int) -> None:  # one call per worker: no Python (or GIL) per chunk
-            chunks_loss_grad_(states, per, counter, *args)
-
-        run_shares(run, workers)  # chunks write disjoint rows of loss/gW/gb
+        # one call per worker, no Python (or GIL) per chunk; chunks write disjoint rows of loss/gW/gb
+        run_on_threads(lambda: chunks_loss_grad_(states, per, counter, *args), workers)
         if nonempty:
             loss, gW, gb = self._add_empty_term(loss, gW, gb)
         return loss, gW, gb
