@@ -2,7 +2,7 @@
 
 One training step = forward + float64 cross-entropy + backward + AdamW, full batch (Nanda et al.
 2023: p = 113, train fraction 0.3 → 3,830 examples). The reference is
-:func:`workbench.models.transformer.naive_logits` (every position's q/k/v, attention, MLP and
+:func:`workbench.grokking.transformer.naive_logits` (every position's q/k/v, attention, MLP and
 unembedding, like the paper's code). Achieved GFLOP/s count each variant's own matmul work
 (fwd + 2× for backward) and are set against a square-matmul peak measured in the same run.
 
@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from benchmarks.harness import compare
-from workbench.models.transformer import Transformer, naive_logits
+from workbench.grokking.transformer import Transformer, naive_logits
 from workbench.tasks.modular import ModularTask
 
 

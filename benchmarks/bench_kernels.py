@@ -32,10 +32,12 @@ import torch
 import torch.nn.functional as F
 
 from benchmarks.harness import compare
-from workbench.kernels import gram_eigvalsh, power_law_fit, toy_loss_grad
-from workbench.kernels.gram_eigvalsh import eigvalsh_loop
-from workbench.kernels.toy_step import toy_loss_grad_torch
-from workbench.models.toy import ToyModels
+from workbench.spectrum.gram_eigvalsh import gram_eigvalsh
+from workbench.spectrum.power_law_kernel import power_law_fit
+from workbench.superposition.triton_step import toy_loss_grad
+from workbench.spectrum.gram_eigvalsh import eigvalsh_loop
+from workbench.superposition.triton_step import toy_loss_grad_torch
+from workbench.superposition import ToyModels
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -97,7 +99,7 @@ def _spectrum_rows(widths: list[int], repeats: int) -> tuple[list[dict], dict]:
 
 
 def _dmd_rows(features: list[int], snapshots: list[int], repeats: int) -> tuple[list[dict], dict]:
-    from workbench.probes.koopman import DMD
+    from workbench.koopman import DMD
     rows, curves = [], {"features": {"n": [], "gram": [], "svd": []},
                         "snapshots": {"n": [], "gram": [], "svd": []}}
     g = torch.Generator().manual_seed(0)
@@ -139,7 +141,7 @@ def _toy_rows(n_inst: int, repeats: int, with_compile: bool) -> list[dict]:
 
 
 def _grokking_compile_row(repeats: int) -> list[dict]:
-    from workbench.models.transformer import Transformer
+    from workbench.grokking.transformer import Transformer
     from workbench.tasks.modular import ModularTask
     task = ModularTask(p=113, op="add", frac=0.3, seed=0)
     x, y = task.train_x, task.train_y
@@ -167,8 +169,8 @@ def _grokking_compile_row(repeats: int) -> list[dict]:
 
 
 def _gpu_rows(repeats: int, quick: bool) -> list[dict]:
-    from workbench.kernels._dispatch import HAS_TRITON
-    from workbench.probes.spectrum_fit import power_law_batch
+    from workbench.backend import HAS_TRITON
+    from workbench.spectrum.power_law import power_law_batch
     if not HAS_TRITON:
         return []
     peaks = device_peaks()

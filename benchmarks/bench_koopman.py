@@ -15,7 +15,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from benchmarks.harness import compare
-from workbench.probes.koopman import DMD, trajectory_spectrum
+from workbench.koopman import DMD, trajectory_spectrum
 
 
 def snapshots(n_features: int, n_time: int, rank: int = 10, noise: float = 1e-3, seed: int = 0) -> np.ndarray:

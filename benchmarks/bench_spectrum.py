@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from benchmarks.harness import compare
-from workbench.probes.spectrum import analyze, make_spectrum_probe
+from workbench.spectrum import analyze, make_spectrum_probe
 
 
 def synthetic_model(n_blocks: int = 12, d: int = 768, seed: int = 0) -> nn.Module:
@@ -65,7 +65,7 @@ def _row(name: str, workload: str, model: nn.Module, repeats: int, mp: bool = Fa
 
 def probe_overhead(every: int = 100, steps: int = 300) -> dict:
     """Training time with the spectrum probe every ``every`` steps vs without (modular MLP, p=97)."""
-    from workbench.models.mlp import MLP
+    from workbench.grokking.mlp import MLP
     from workbench.tasks.modular import ModularTask
     from workbench.train import fit
 

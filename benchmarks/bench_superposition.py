@@ -15,9 +15,9 @@ import numpy as np
 import torch
 
 from benchmarks.harness import compare
-from workbench.models.toy import ToyModels, importance_vector
-from workbench.probes.superposition import phase_diagram
-from workbench.toy_training import train_toys
+from workbench.superposition.toy import ToyModels, importance_vector
+from workbench.superposition import phase_diagram
+from workbench.superposition import train_toys
 
 
 def _batched(n_instances: int, n: int, m: int, steps: int, batch: int) -> None:

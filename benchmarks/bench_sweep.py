@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 from benchmarks.harness import compare
-from workbench.modular_run import ModularConfig, train_modular
+from workbench.grokking.modular_run import ModularConfig, train_modular
 from workbench.store import RunStore
 from workbench.sweep import TASKS, plan, run_point, sweep
 
@@ -39,7 +39,7 @@ def _grid_row(quick: bool, warm: bool = False) -> dict:
         cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
                                silence_logs=logging.ERROR)
         client = Client(cluster)
-        client.run(lambda: __import__("workbench.modular_run") and None)  # import torch before timing
+        client.run(lambda: __import__("workbench.grokking.modular_run") and None)  # import torch before timing
 
     def distributed() -> None:
         sweep("modular", grid, base=base, scheduler=client, data=tmp / f"d{next(counter)}", n_workers=2,

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from workbench.device import seed_everything
 from workbench.grokking import GrokkingConfig
-from workbench.models import build_model
+from workbench.registry import build_model
 
 RESULTS = Path(__file__).parent / "results" / "grokfast_table.md"
 OPTIMIZERS = ("adamw", "grokfast-ema", "grokfast-ma")

@@ -1,13 +1,15 @@
 """workbench: analysis primitives for studying how neural networks learn.
 
-Short public API (imported lazily, so ``import workbench`` stays fast)::
+One package per lens, each with a façade listing its public API::
 
-    from workbench import RunStore, fit, train_grokking, train_modular, sweep
-    from workbench.probes import fourier, spectrum, superposition, koopman
+    from workbench import grokking, superposition, spectrum, koopman
+    from workbench.store import RunStore
+    from workbench.record import Recorder
+    from workbench.train import fit
 
-Four lenses live in :mod:`workbench.probes`: grokking progress measures (``fourier``, ``phases``),
-superposition toy models (``superposition``, with :mod:`workbench.models.toy`), weight spectra
-(``spectrum``) and Koopman spectra (``koopman``). Every measurement is an ``xarray.Dataset``.
+Every measurement is an ``xarray.Dataset`` with named dimensions; every training run is a
+directory of the :class:`~workbench.store.RunStore`. The short names below are imported lazily so
+``import workbench`` stays fast.
 """
 from __future__ import annotations
 
@@ -20,11 +22,11 @@ _EXPORTS = {
     "Run": "workbench.store",
     "fit": "workbench.train",
     "ModularTask": "workbench.tasks.modular",
-    "ModularConfig": "workbench.modular_run",
-    "train_modular": "workbench.modular_run",
+    "ModularConfig": "workbench.grokking",
+    "train_modular": "workbench.grokking",
     "GrokkingConfig": "workbench.grokking",
     "train_grokking": "workbench.grokking",
-    "ToyModels": "workbench.models.toy",
+    "ToyModels": "workbench.superposition",
     "Grokfast": "workbench.optim.grokfast",
     "sweep": "workbench.sweep",
 }
@@ -34,4 +36,6 @@ __all__ = sorted(_EXPORTS)
 def __getattr__(name: str):
     if name in _EXPORTS:
         return getattr(importlib.import_module(_EXPORTS[name]), name)
+    if name in ("grokking", "superposition", "spectrum", "koopman"):
+        return importlib.import_module(f"workbench.{name}")
     raise AttributeError(f"module 'workbench' has no attribute {name!r}")

@@ -58,7 +58,7 @@ def train_modular_cmd(
     progress: ProgressOpt = True,
 ) -> None:
     """Train the embedding-concat MLP on a modular arithmetic task."""
-    from workbench.modular_run import ModularConfig, train_modular
+    from workbench.grokking.modular_run import ModularConfig, train_modular
     from workbench.train import TrainingDiverged
 
     try:
@@ -130,7 +130,7 @@ def train_superposition_cmd(
     progress: ProgressOpt = True,
 ) -> None:
     """Train a grid of toy models of superposition (Elhage et al. 2022) in one batch."""
-    from workbench.toy_run import ToyRunConfig, train_toy_run
+    from workbench.superposition.run import ToyRunConfig, train_toy_run
 
     try:
         values = [float(v) for v in sparsity.split(",") if v.strip()]
@@ -225,7 +225,7 @@ def serve(
 @app.command()
 def demo(data: DataOpt = None, steps: int = 2500, progress: ProgressOpt = True) -> None:
     """Train the embedded default run (MLP on a+b mod 97) and print a summary."""
-    from workbench.modular_run import ModularConfig, train_modular
+    from workbench.grokking.modular_run import ModularConfig, train_modular
 
     store = _store(data)
     config = ModularConfig(steps=steps)

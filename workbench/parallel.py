@@ -52,7 +52,7 @@ def run_on_threads(fn: Callable[[], object], workers: int) -> None:
     """Run ``fn()`` on ``workers`` threads at once and wait for all: one on the calling thread (it
     would only wait; waking one more pool thread costs ~0.3 ms), the others on :func:`thread_pool`.
     The calls share their work themselves (e.g. claiming tasks from a
-    :mod:`workbench.kernels.work_queue` counter); ``fn`` must release the GIL to run in parallel
+    :mod:`workbench.superposition.work_queue` counter); ``fn`` must release the GIL to run in parallel
     (compiled kernels, BLAS)."""
     others = [thread_pool(workers - 1).submit(fn) for _ in range(1, workers)]
     fn()

@@ -394,7 +394,7 @@ class Run:
 
     def load_model(self, step: int | None = None, device: str | torch.device = "cpu") -> torch.nn.Module:
         """Rebuild the model from ``config["model"]`` and load a verified checkpoint's weights."""
-        from workbench.models import build_model
+        from workbench.registry import build_model
 
         if "model" not in self.config:
             raise ValueError(f"run {self.id} has no 'model' entry in its config; it holds no torch model")

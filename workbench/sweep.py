@@ -122,9 +122,9 @@ class SweepTask:
 
 #: Registered sweep tasks. Adding a task is one line: its module, config dataclass and train function.
 TASKS: dict[str, SweepTask] = {
-    "modular": SweepTask("workbench.modular_run", "ModularConfig", "train_modular"),
+    "modular": SweepTask("workbench.grokking.modular_run", "ModularConfig", "train_modular"),
     "grokking": SweepTask("workbench.grokking", "GrokkingConfig", "train_grokking"),
-    "superposition": SweepTask("workbench.toy_run", "ToyRunConfig", "train_toy_run", "toy_summary"),
+    "superposition": SweepTask("workbench.superposition.run", "ToyRunConfig", "train_toy_run", "toy_summary"),
 }
 
 

@@ -16,13 +16,16 @@ pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
 
 if torch.cuda.is_available():
-    from workbench.kernels import gram_eigvalsh, power_law_fit, snapshot_gram, toy_loss_grad
-    from workbench.kernels._dispatch import HAS_TRITON
-    from workbench.kernels.gram_eigvalsh import eigvalsh_loop
-    from workbench.kernels.snapshot_gram import snapshot_gram_torch
-    from workbench.kernels.toy_step import toy_loss_grad_torch
-    from workbench.models.toy import ToyModels
-    from workbench.probes.spectrum_fit import power_law_batch
+    from workbench.spectrum.gram_eigvalsh import gram_eigvalsh
+    from workbench.spectrum.power_law_kernel import power_law_fit
+    from workbench.koopman.snapshot_gram import snapshot_gram
+    from workbench.superposition.triton_step import toy_loss_grad
+    from workbench.backend import HAS_TRITON
+    from workbench.spectrum.gram_eigvalsh import eigvalsh_loop
+    from workbench.koopman.snapshot_gram import snapshot_gram_torch
+    from workbench.superposition.triton_step import toy_loss_grad_torch
+    from workbench.superposition import ToyModels
+    from workbench.spectrum.power_law import power_law_batch
 else:  # pragma: no cover - collection on CPU machines
     HAS_TRITON = False
 

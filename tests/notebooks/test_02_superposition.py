@@ -8,7 +8,7 @@ phase-diagram corners as found by the scipy exact-loss reference in tests/unit/t
 from __future__ import annotations
 
 from tests.notebooks.conftest import read_results
-from workbench.toy_training import load
+from workbench.superposition import load
 
 
 def test_02_superposition_quick(run_notebook):

@@ -103,7 +103,7 @@ def stop(proc: subprocess.Popen, grace: float = 10.0) -> None:
 def ui_data(tmp_path_factory) -> Path:
     """A temp data root with one small finished modular run (p=23, 200 steps)."""
     os.environ.setdefault("TQDM_DISABLE", "1")
-    from workbench.modular_run import ModularConfig, train_modular
+    from workbench.grokking.modular_run import ModularConfig, train_modular
     from workbench.store import RunStore
 
     root = tmp_path_factory.mktemp("ui_runs")

@@ -50,7 +50,7 @@ def prepare_notebooks(dest):
         dest.mkdir()
         nb = nbformat.v4.new_notebook(cells=[
             nbformat.v4.new_code_cell(
-                "from workbench.store import RunStore\nfrom workbench.modular_run import ModularConfig, "
+                "from workbench.store import RunStore\nfrom workbench.grokking.modular_run import ModularConfig, "
                 "train_modular\nrun = train_modular(ModularConfig(p=23, steps=200), RunStore(), progress=False)"),
             nbformat.v4.new_code_cell("from widgets.explorers import run_explorer\nrun_explorer(run)")])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}

@@ -6,7 +6,7 @@ import pytest
 
 from tests.ui.test_runs_page import wait_for_points
 from widgets.apps.koopman import KoopmanPage, clip_settings, compute_view, koopman_runs
-from workbench.probes.koopman import DMD
+from workbench.koopman import DMD
 from workbench.store import RunStore
 
 pytestmark = pytest.mark.ui

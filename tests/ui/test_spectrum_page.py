@@ -45,8 +45,8 @@ def test_page_logic_without_browser(ui_data, ui_run_id, tmp_path):
     page.wait()
     assert "3 layers" in page._status.object and page.step == 200
     # a run that recorded the spectrum probe also gets the over-training figures
-    from workbench.models.mlp import MLP
-    from workbench.probes.spectrum import make_spectrum_probe
+    from workbench.grokking.mlp import MLP
+    from workbench.spectrum import make_spectrum_probe
     from workbench.tasks.modular import ModularTask
     from workbench.train import fit
 

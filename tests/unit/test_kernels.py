@@ -14,13 +14,19 @@ import numpy as np
 import pytest
 import torch
 
-from workbench.kernels import gram_eigvalsh, power_law_fit, snapshot_gram, toy_loss_grad
-from workbench.kernels._dispatch import HAS_TRITON, interpreter_enabled
-from workbench.kernels.gram_eigvalsh import eigvalsh_loop
-from workbench.kernels.snapshot_gram import snapshot_gram_torch
-from workbench.kernels.toy_step import toy_loss_grad_torch
-from workbench.models.toy import ToyModels
-from workbench.probes.spectrum_fit import power_law_batch
+from workbench.spectrum.gram_eigvalsh import gram_eigvalsh
+
+from workbench.spectrum.power_law_kernel import power_law_fit
+
+from workbench.koopman.snapshot_gram import snapshot_gram
+
+from workbench.superposition.triton_step import toy_loss_grad
+from workbench.backend import HAS_TRITON, interpreter_enabled
+from workbench.spectrum.gram_eigvalsh import eigvalsh_loop
+from workbench.koopman.snapshot_gram import snapshot_gram_torch
+from workbench.superposition.triton_step import toy_loss_grad_torch
+from workbench.superposition import ToyModels
+from workbench.spectrum.power_law import power_law_batch
 
 # the interpreter evaluates masked-out lanes too (e.g. log of padding), as numpy with warnings
 pytestmark = [pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning"),
@@ -71,7 +77,7 @@ def _ks_naive(x: np.ndarray, alpha: np.ndarray, first: int) -> np.ndarray:
 @pytest.mark.parametrize("chunk", [1, 97, 1 << 17])
 def test_ks_all_cpu_matches_double_loop(monkeypatch, chunk):
     # the reference's blocked-triangle KS step, one candidate per block up to a single block
-    from workbench.probes import spectrum_fit
+    from workbench.spectrum import power_law as spectrum_fit
     monkeypatch.setattr(spectrum_fit, "_CHUNK_ELEMS", chunk)
     x = torch.sort(_spectra(0), dim=-1).values
     keep = x > 1e-5
@@ -90,7 +96,7 @@ def test_ks_all_cpu_matches_double_loop(monkeypatch, chunk):
 
 @needs_triton
 def test_ks_kernel_matches_double_loop():
-    from workbench.kernels.power_law import _ks_triton
+    from workbench.spectrum.power_law_kernel import _ks_triton
     x = torch.sort(_spectra(0), dim=-1).values.to(DEV)
     keep = x > 1e-5
     first = (~keep).sum(-1)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from tests.unit.test_koopman import planted_system
+from tests.unit.koopman.test_koopman import planted_system
 from widgets.plots.koopman import (
     koopman_distance_matrix,
     koopman_eigenvalues,
@@ -14,7 +14,7 @@ from widgets.plots.koopman import (
     koopman_pseudospectrum,
     koopman_window_spectra,
 )
-from workbench.probes.koopman import DMD, ResDMD, distance_matrix, forecast, trajectory_spectrum
+from workbench.koopman import DMD, ResDMD, distance_matrix, forecast, trajectory_spectrum
 
 
 def traces(fig):

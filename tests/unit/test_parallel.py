@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from workbench.models.toy import ToyModels
+from workbench.superposition import ToyModels
 from workbench.parallel import thread_pool, torch_threads
 
 

@@ -112,7 +112,7 @@ def test_page_and_bad_store(store, tmp_path):
 
 
 def test_a_real_training_run(tmp_path):
-    from workbench.modular_run import ModularConfig, train_modular
+    from workbench.grokking.modular_run import ModularConfig, train_modular
 
     run = train_modular(ModularConfig(p=5, steps=20, d_embed=8, d_hidden=16, eval_every=5), RunStore(tmp_path),
                         progress=False)

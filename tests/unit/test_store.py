@@ -8,7 +8,7 @@ import pytest
 import torch
 import xarray as xr
 
-from workbench.models.mlp import MLP
+from workbench.grokking.mlp import MLP
 from workbench.store import CheckpointError, RunNotFoundError, RunStore, run_id_for
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from workbench.modular_run import ModularConfig, train_modular
+from workbench.grokking.modular_run import ModularConfig, train_modular
 from workbench.store import RunStore, run_id_for
 from workbench.sweep import (
     TASKS,

@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pytest
 
-from workbench.modular_run import ModularConfig, train_modular
+from workbench.grokking.modular_run import ModularConfig, train_modular
 from workbench.store import RunStore
 from workbench.sweep import plan, sweep
 

@@ -19,7 +19,7 @@ import xarray as xr
 
 from widgets.apps import require_store
 from widgets.plots.koopman import koopman_eigenvalues, koopman_modes, koopman_window_spectra
-from workbench.probes.koopman import DMD, HankelDMD, trajectory_spectrum
+from workbench.koopman import DMD, HankelDMD, trajectory_spectrum
 from workbench.store import RunStore
 
 

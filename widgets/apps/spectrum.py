@@ -22,7 +22,7 @@ from torch import nn
 
 from widgets.apps import require_store
 from widgets.plots.spectrum import alpha_by_layer, esd_plot, metric_table, spectrum_over_training
-from workbench.probes.spectrum import analyze
+from workbench.spectrum import analyze
 from workbench.store import RunStore
 
 PRETRAINED = "pretrained: all-MiniLM-L6-v2"

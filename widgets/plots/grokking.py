@@ -43,7 +43,7 @@ def _shade(fig: go.Figure, ds: xr.Dataset, phases: dict | None, **where) -> None
 def grokking_curves(ds: xr.Dataset, phases: dict | None = None, title: str = "Train / test loss") -> go.Figure:
     """Train and test loss (log scale) over steps with the three phases shaded ([1] Fig. 1/7).
 
-    ``phases``: :func:`workbench.probes.phases.detect_phases` output; default the run's attrs.
+    ``phases``: :func:`workbench.grokking.phases.detect_phases` output; default the run's attrs.
     """
     fig = go.Figure()
     for var, color in (("train_loss", "#636efa"), ("test_loss", "#ef553b")):

@@ -1,6 +1,6 @@
 """Weight-spectrum figures: ``analyze`` / probe Datasets → plotly Figures, no compute beyond binning.
 
-Inputs: ``workbench.probes.spectrum.analyze(model, keep_evals=True)`` (dim ``layer``, var
+Inputs: ``workbench.spectrum.analysis.analyze(model, keep_evals=True)`` (dim ``layer``, var
 ``eigenvalues`` (layer, eig)) for ESDs; the spectrum probe's group of a run's metrics (dims
 ``step``, ``layer``) for the over-training views.
 """
@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 import xarray as xr
 
 from widgets.plots._checks import require_vars
-from workbench.probes.spectrum_fit import mp_density
+from workbench.spectrum.power_law import mp_density
 
 from .grokking import _shade
 

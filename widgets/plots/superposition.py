@@ -1,8 +1,8 @@
 """Superposition figures (Elhage et al. 2022, "Toy Models of Superposition"): pure Dataset → Figure.
 
 Inputs are a toy-model Dataset (``W`` (instance, hidden, feature), ``b``, coord ``sparsity``)
-merged with :func:`workbench.probes.superposition.analyze` (``WtW``, ``dimensionality``,
-``dims_per_feature``, ``feature_norm``), or a :func:`~workbench.probes.superposition.phase_diagram`
+merged with :func:`workbench.superposition.measures.analyze` (``WtW``, ``dimensionality``,
+``dims_per_feature``, ``feature_norm``), or a :func:`~workbench.superposition.measures.phase_diagram`
 Dataset. Nothing here computes beyond reshaping.
 """
 from __future__ import annotations
@@ -37,7 +37,7 @@ def superposition_grid(ds: xr.Dataset, *, max_instances: int = 8, title: str | N
 
     ``ds`` needs ``WtW`` (instance, feature, feature2) and ``b`` (instance, feature).
     """
-    require_vars(ds, ("WtW", "b"), "merge the output of workbench.probes.superposition.analyze(ds)")
+    require_vars(ds, ("WtW", "b"), "merge the output of workbench.superposition.measures.analyze(ds)")
     n = min(int(ds.sizes["instance"]), max_instances)
     fig = make_subplots(rows=2, cols=n, row_heights=[0.7, 0.3], vertical_spacing=0.08,
                         horizontal_spacing=0.02, subplot_titles=[_label(ds, i) for i in range(n)])
@@ -90,7 +90,7 @@ def dimensionality_scatter(ds: xr.Dataset, *, norm_threshold: float = 0.5, title
     """Feature dimensionality D_i of each represented feature vs 1/(1−S), with the dims-per-feature
     line and the fractional-geometry guide lines (paper's "Feature Dimensionality" figure)."""
     require_vars(ds, ("dimensionality", "dims_per_feature", "feature_norm"),
-             "merge the output of workbench.probes.superposition.analyze(ds)")
+             "merge the output of workbench.superposition.measures.analyze(ds)")
     if "sparsity" not in ds.coords:
         raise ValueError("dimensionality_scatter needs a 'sparsity' coordinate on instance")
     inv = 1.0 / (1.0 - ds["sparsity"].values)                                  # (I,)
@@ -119,7 +119,7 @@ def dimensionality_scatter(ds: xr.Dataset, *, norm_threshold: float = 0.5, title
 def phase_diagram_plot(pd: xr.Dataset, *, title: str | None = None) -> go.Figure:
     """Phase of the last feature per (density, importance ratio) cell; hover shows the cell's W, b
     and loss (paper's "Phase Change" figure). ``pd`` is a ``phase_diagram`` Dataset."""
-    require_vars(pd, ("phase", "W", "b"), "pass the output of workbench.probes.superposition.phase_diagram")
+    require_vars(pd, ("phase", "W", "b"), "pass the output of workbench.superposition.measures.phase_diagram")
     phases = list(PHASE_COLORS)
     phase = pd["phase"].transpose("importance_ratio", "density").values.astype(str)
     z = np.vectorize(phases.index)(phase)

@@ -1,0 +1,52 @@
+"""Koopman lens: the DMD family with residual certificates, training-trajectory spectra, run comparison.
+
+Estimators (scikit-learn shaped; rows = time, ``X`` is ``(n_time, n_features)``; torch float64 on
+``device``): :class:`DMD`, :class:`HankelDMD`, :class:`EDMD`, :class:`ResDMD`, with dictionaries in
+:mod:`workbench.koopman.dictionaries`. Training dynamics: :func:`trajectory_spectrum`,
+:func:`run_distance`, :func:`distance_matrix`, :func:`forecast`.
+
+References
+----------
+Schmid (2010) JFM 656; Tu et al. (2014) doi:10.3934/jcd.2014.1.391; Williams, Kevrekidis, Rowley
+(2015) doi:10.1007/s00332-015-9258-5; Colbrook & Townsend (2023) doi:10.1002/cpa.22125; Colbrook,
+Mezić, Stepanenko (2024) arXiv:2409.05467; Redman et al. (NeurIPS 2024) arXiv:2302.09160; Dogra &
+Redman (2020) arXiv:2006.14111.
+"""
+from workbench.koopman.dictionaries import (
+    RBF,
+    Delays,
+    Dictionary,
+    Identity,
+    Monomials,
+    RandomFourier,
+)
+from workbench.koopman.dmd import DMD, HankelDMD, KoopmanEstimator
+from workbench.koopman.edmd import EDMD, ResDMD
+from workbench.koopman.over_training import (
+    distance_matrix,
+    forecast,
+    run_distance,
+    trajectory_gram,
+    trajectory_spectrum,
+    wasserstein_eigs,
+)
+
+__all__ = [
+    "DMD",
+    "EDMD",
+    "RBF",
+    "Delays",
+    "Dictionary",
+    "HankelDMD",
+    "Identity",
+    "KoopmanEstimator",
+    "Monomials",
+    "RandomFourier",
+    "ResDMD",
+    "distance_matrix",
+    "forecast",
+    "run_distance",
+    "trajectory_gram",
+    "trajectory_spectrum",
+    "wasserstein_eigs",
+]
