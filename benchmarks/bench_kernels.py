@@ -32,12 +32,10 @@ import torch
 import torch.nn.functional as F
 
 from benchmarks.harness import compare
-from workbench.spectrum.gram_eigvalsh import gram_eigvalsh
+from workbench.spectrum.gram_eigvalsh import eigvalsh_loop, gram_eigvalsh
 from workbench.spectrum.power_law_kernel import power_law_fit
-from workbench.superposition.triton_step import toy_loss_grad
-from workbench.spectrum.gram_eigvalsh import eigvalsh_loop
-from workbench.superposition.triton_step import toy_loss_grad_torch
 from workbench.superposition import ToyModels
+from workbench.superposition.triton_step import toy_loss_grad, toy_loss_grad_torch
 
 RESULTS = Path(__file__).parent / "results"
 

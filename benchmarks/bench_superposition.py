@@ -15,9 +15,8 @@ import numpy as np
 import torch
 
 from benchmarks.harness import compare
+from workbench.superposition import phase_diagram, train_toys
 from workbench.superposition.toy import ToyModels, importance_vector
-from workbench.superposition import phase_diagram
-from workbench.superposition import train_toys
 
 
 def _batched(n_instances: int, n: int, m: int, steps: int, batch: int) -> None:

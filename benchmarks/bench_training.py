@@ -10,8 +10,8 @@ import tempfile
 import torch
 
 from benchmarks.harness import compare
-from workbench.grokking.modular_run import ModularConfig, train_modular
 from workbench.grokking.mlp import MLP
+from workbench.grokking.modular_run import ModularConfig, train_modular
 from workbench.store import RunStore
 from workbench.train import default_optimizer
 

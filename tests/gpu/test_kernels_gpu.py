@@ -16,16 +16,13 @@ pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
 
 if torch.cuda.is_available():
-    from workbench.spectrum.gram_eigvalsh import gram_eigvalsh
-    from workbench.spectrum.power_law_kernel import power_law_fit
-    from workbench.koopman.snapshot_gram import snapshot_gram
-    from workbench.superposition.triton_step import toy_loss_grad
     from workbench.backend import HAS_TRITON
-    from workbench.spectrum.gram_eigvalsh import eigvalsh_loop
-    from workbench.koopman.snapshot_gram import snapshot_gram_torch
-    from workbench.superposition.triton_step import toy_loss_grad_torch
-    from workbench.superposition import ToyModels
+    from workbench.koopman.snapshot_gram import snapshot_gram, snapshot_gram_torch
+    from workbench.spectrum.gram_eigvalsh import eigvalsh_loop, gram_eigvalsh
     from workbench.spectrum.power_law import power_law_batch
+    from workbench.spectrum.power_law_kernel import power_law_fit
+    from workbench.superposition import ToyModels
+    from workbench.superposition.triton_step import toy_loss_grad, toy_loss_grad_torch
 else:  # pragma: no cover - collection on CPU machines
     HAS_TRITON = False
 

@@ -14,19 +14,13 @@ import numpy as np
 import pytest
 import torch
 
-from workbench.spectrum.gram_eigvalsh import gram_eigvalsh
-
-from workbench.spectrum.power_law_kernel import power_law_fit
-
-from workbench.koopman.snapshot_gram import snapshot_gram
-
-from workbench.superposition.triton_step import toy_loss_grad
 from workbench.backend import HAS_TRITON, interpreter_enabled
-from workbench.spectrum.gram_eigvalsh import eigvalsh_loop
-from workbench.koopman.snapshot_gram import snapshot_gram_torch
-from workbench.superposition.triton_step import toy_loss_grad_torch
-from workbench.superposition import ToyModels
+from workbench.koopman.snapshot_gram import snapshot_gram, snapshot_gram_torch
+from workbench.spectrum.gram_eigvalsh import eigvalsh_loop, gram_eigvalsh
 from workbench.spectrum.power_law import power_law_batch
+from workbench.spectrum.power_law_kernel import power_law_fit
+from workbench.superposition import ToyModels
+from workbench.superposition.triton_step import toy_loss_grad, toy_loss_grad_torch
 
 # the interpreter evaluates masked-out lanes too (e.g. log of padding), as numpy with warnings
 pytestmark = [pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning"),

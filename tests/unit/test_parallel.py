@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from workbench.superposition import ToyModels
 from workbench.parallel import thread_pool, torch_threads
+from workbench.superposition import ToyModels
 
 
 def test_torch_threads_sets_and_restores():

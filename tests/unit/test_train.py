@@ -12,8 +12,8 @@ import pytest
 import torch
 import xarray as xr
 
-from workbench.grokking.modular_run import ModularConfig, train_modular
 from workbench.grokking.mlp import MLP
+from workbench.grokking.modular_run import ModularConfig, train_modular
 from workbench.store import RunStore
 from workbench.tasks.modular import ModularTask
 from workbench.train import TrainingDiverged, fit

@@ -28,9 +28,8 @@ from widgets.plots.superposition import (
     phase_diagram_plot,
     superposition_grid,
 )
-from workbench.superposition import analyze, phase_diagram
 from workbench.store import RunStore
-from workbench.superposition import load, save, train_toy_grid
+from workbench.superposition import analyze, load, phase_diagram, save, train_toy_grid
 
 POLL_MS = 300
 PHASE_GRID = {"n_features": 2, "n_hidden": 1, "densities": np.geomspace(0.01, 1, 16),

@@ -23,10 +23,10 @@ from pathlib import Path
 import torch
 
 from workbench.device import seed_everything
-from workbench.optim.grokfast import Grokfast
 from workbench.grokking.fourier import grokking_probe, key_frequencies
 from workbench.grokking.phases import detect_phases
 from workbench.grokking.transformer import Transformer
+from workbench.optim.grokfast import Grokfast
 from workbench.store import Run, RunStore
 from workbench.tasks.modular import ModularTask, build_task
 from workbench.train import default_optimizer, fit

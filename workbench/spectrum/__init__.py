@@ -11,7 +11,14 @@ References
 ----------
 Martin & Mahoney (2021), JMLR 22; Clauset, Shalizi & Newman (2009), SIAM Review 51.
 """
-from workbench.spectrum.analysis import METRICS, analyze, esd, fit_power_law, layer_esds, layer_matrices
+from workbench.spectrum.analysis import (
+    METRICS,
+    analyze,
+    esd,
+    fit_power_law,
+    layer_esds,
+    layer_matrices,
+)
 from workbench.spectrum.over_training import delta_rank, make_spectrum_probe, spectrum_probe
 from workbench.spectrum.power_law import effective_rank, mp_density, mp_spikes, power_law_batch
 

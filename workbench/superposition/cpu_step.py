@@ -25,9 +25,9 @@ import numba
 import numpy as np
 import torch
 
+from workbench.parallel import run_on_threads
 from workbench.superposition.lane_rng import LANES, draw_row
 from workbench.superposition.work_queue import claim, new_counter
-from workbench.parallel import run_on_threads
 
 __all__ = ["batch_loss_grad_cpu", "chunks_loss_grad_", "draw_features", "error_terms_", "given_loss_grad_",
            "loss_grad_", "loss_grad_scratch", "matmul_rows_", "outer_sums_"]

@@ -18,6 +18,7 @@ from workbench.superposition.toy import ToyModels
 from workbench.superposition.training import evaluate, train_toys
 from workbench.validation import as_tensor
 
+
 def phase_diagram(n_features: int, n_hidden: int, densities: Sequence[float],
                   importance_ratios: Sequence[float], *, n_inits: int = 3, steps: int = 1000,
                   seed: int = 0, batch_size: int = 64, lr: float = 1e-2,

@@ -13,8 +13,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import xarray as xr
 
-from workbench.superposition.measures import dimensions_per_feature
 from workbench.store import Run, RunStore
+from workbench.superposition.measures import dimensions_per_feature
 from workbench.superposition.training import train_toy_grid
 from workbench.validation import check_range
 

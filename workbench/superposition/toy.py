@@ -378,8 +378,8 @@ class ToyModels(nn.Module):
                                workers: int, nonempty: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Loss and gradients of :meth:`sample_loss_and_grad`: chunk ``j`` holds instances ``j·per``
         to ``(j+1)·per − 1`` and draws from the j-th lane state seeded from ``generator``."""
-        from workbench.superposition.lane_rng import LaneStream
         from workbench.superposition.cpu_step import chunks_loss_grad_
+        from workbench.superposition.lane_rng import LaneStream
         from workbench.superposition.work_queue import new_counter
 
         states = LaneStream.spawn_states(generator, n_chunks)

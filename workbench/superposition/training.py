@@ -19,8 +19,8 @@ import numpy as np
 import torch
 import xarray as xr
 
-from workbench.superposition.toy import VARIANTS, ToyModels, importance_vector
 from workbench.parallel import torch_threads
+from workbench.superposition.toy import VARIANTS, ToyModels, importance_vector
 from workbench.validation import as_tensor, check_range
 
 ProgressFn = Callable[[int, int, float], None]

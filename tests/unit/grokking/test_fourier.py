@@ -8,8 +8,6 @@ import pytest
 import torch
 import xarray as xr
 
-from workbench.grokking.mlp import MLP
-from workbench.grokking.transformer import Transformer
 from workbench.grokking.fourier import (
     embedding_fourier_norms,
     excluded_loss,
@@ -24,7 +22,9 @@ from workbench.grokking.fourier import (
     restricted_loss,
     weight_norm,
 )
+from workbench.grokking.mlp import MLP
 from workbench.grokking.phases import detect_phases
+from workbench.grokking.transformer import Transformer
 from workbench.tasks.modular import ModularTask
 
 

@@ -7,8 +7,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from workbench.registry import MODELS, build_model
 from workbench.grokking.transformer import Transformer, naive_logits
+from workbench.registry import MODELS, build_model
 
 
 def _inputs(p: int, n: int | None = None, seed: int = 0) -> torch.Tensor:

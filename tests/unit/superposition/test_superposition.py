@@ -13,9 +13,11 @@ from workbench.superposition import (
     feature_dimensionality,
     feature_norms,
     interference,
+    load,
+    save,
     superposition,
+    train_toy_grid,
 )
-from workbench.superposition import load, save, train_toy_grid
 
 
 def polygon(k: int) -> np.ndarray:

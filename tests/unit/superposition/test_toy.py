@@ -6,8 +6,8 @@ import pytest
 import torch
 from scipy import stats
 
+from workbench.superposition import evaluate, train_toys
 from workbench.superposition.lane_rng import LaneStream
-from workbench.superposition.triton_step import toy_loss_grad_torch
 from workbench.superposition.toy import (
     ToyModels,
     augmented_weights,
@@ -15,7 +15,7 @@ from workbench.superposition.toy import (
     fill_uniform,
     importance_vector,
 )
-from workbench.superposition import evaluate, train_toys
+from workbench.superposition.triton_step import toy_loss_grad_torch
 
 
 def test_forward_shapes_and_formula_per_variant():

@@ -6,8 +6,13 @@ import pytest
 import torch
 from scipy import stats
 
+from workbench.superposition.cpu_step import (
+    batch_loss_grad_cpu,
+    draw_features,
+    matmul_rows_,
+    outer_sums_,
+)
 from workbench.superposition.lane_rng import LaneStream
-from workbench.superposition.cpu_step import batch_loss_grad_cpu, draw_features, matmul_rows_, outer_sums_
 from workbench.superposition.toy import ToyModels, augmented_weights, batch_loss_grad, fill_uniform
 
 

@@ -5,8 +5,8 @@ import numba
 import numpy as np
 import pytest
 
-from workbench.superposition.work_queue import claim, new_counter
 from workbench.parallel import run_on_threads
+from workbench.superposition.work_queue import claim, new_counter
 
 
 @numba.njit(nogil=True)
