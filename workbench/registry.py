@@ -1,21 +1,29 @@
-"""Model registry: ``config["model"] = {"name": ..., **kwargs}`` → ``build_model(config)``."""
+"""Model registry: the name in a run's ``config["model"]`` → the class that builds it.
+
+Entries are ``"module:Class"`` paths, imported when a model is built (like package entry points),
+so the registry depends on no lens and the store can rebuild any run's model through it.
+"""
 from __future__ import annotations
 
+import importlib
 from torch import nn
 
-from workbench.grokking.mlp import MLP
-from workbench.grokking.transformer import Transformer
-
-MODELS: dict[str, type[nn.Module]] = {
-    "mlp": MLP,
-    "transformer": Transformer,
+MODELS: dict[str, str] = {
+    "mlp": "workbench.grokking.mlp:MLP",
+    "transformer": "workbench.grokking.transformer:Transformer",
 }
 
 
-def build_model(config: dict) -> nn.Module:
-    """Instantiate ``MODELS[config["name"]](**rest)``; clear error for unknown names."""
-    kwargs = dict(config)
-    name = kwargs.pop("name", None)
+def model_class(name: str) -> type[nn.Module]:
+    """The class registered under ``name``; clear error for unknown names."""
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; known: {sorted(MODELS)}")
-    return MODELS[name](**kwargs)
+    module, _, cls = MODELS[name].partition(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def build_model(config: dict) -> nn.Module:
+    """Instantiate ``MODELS[config["name"]](**rest)``."""
+    kwargs = dict(config)
+    return model_class(kwargs.pop("name", None))(**kwargs)
+

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from workbench.grokking.transformer import Transformer, naive_logits
-from workbench.registry import MODELS, build_model
+from workbench.registry import build_model, model_class
 
 
 def _inputs(p: int, n: int | None = None, seed: int = 0) -> torch.Tensor:
@@ -108,7 +108,7 @@ def test_hooks_can_ablate_and_force_full_path():
 
 
 def test_registry_seed_and_errors():
-    assert MODELS["transformer"] is Transformer
+    assert model_class("transformer") is Transformer
     m1 = build_model({"name": "transformer", "p": 7, "seed": 5})
     m2 = build_model({"name": "transformer", "p": 7, "seed": 5})
     torch.testing.assert_close(m1.W_E, m2.W_E)
