@@ -11,20 +11,19 @@ Nanda et al. (2023), "Progress measures for grokking via mechanistic interpretab
 """
 from workbench.grokking.fourier import (
     embedding_fourier_norms,
-    excluded_loss,
     fourier_basis,
     gini,
-    grokking_probe,
     key_frequencies,
     logit_fourier_2d,
     neuron_frequency_clusters,
     neuron_logit_fourier_norms,
-    restricted_loss,
     weight_norm,
 )
+from workbench.grokking.losses import excluded_loss, restricted_loss
 from workbench.grokking.mlp import MLP
 from workbench.grokking.modular_run import ModularConfig, train_modular
 from workbench.grokking.phases import PHASES, detect_phases
+from workbench.grokking.probe import grokking_probe
 from workbench.grokking.run import GrokkingConfig, finalize_run, train_grokking
 from workbench.grokking.transformer import Transformer
 

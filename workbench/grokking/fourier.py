@@ -27,7 +27,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 import xarray as xr
 from torch import nn
 
@@ -127,7 +126,7 @@ def embedding_fourier_norms(model_or_W: Any, p: int | None = None) -> xr.DataArr
 
 
 def neuron_logit_map(model: nn.Module) -> torch.Tensor:
-    """Neuron → logit map ``(hidden, p)``: ``W_out W_U`` (transformer) or the MLP's unembedding."""
+    """Neuron → logit map ``(neuron, p)``: ``W_out W_U`` (transformer) or the MLP's unembedding."""
     if hasattr(model, "W_logit"):
         return model.W_logit.detach()
     if hasattr(model, "unembed"):
@@ -136,7 +135,7 @@ def neuron_logit_map(model: nn.Module) -> torch.Tensor:
 
 
 def neuron_logit_fourier_norms(model_or_W: Any, p: int | None = None) -> xr.DataArray:
-    """Norm of the neuron→logit map ``W_logit (hidden, p)`` per output frequency ([1], Sec. 5.1).
+    """Norm of the neuron→logit map ``W_logit (neuron, p)`` per output frequency ([1], Sec. 5.1).
 
     Returns ``xr.DataArray (freq,)`` like :func:`embedding_fourier_norms`.
     """
@@ -230,7 +229,7 @@ def all_logits(model: nn.Module, p: int) -> torch.Tensor:
 
 @torch.no_grad()
 def neuron_activations(model: nn.Module, p: int) -> torch.Tensor:
-    """Post-ReLU MLP activations on every input at the last position: ``(p, p, hidden)`` float64."""
+    """Post-ReLU MLP activations on every input at the last position: ``(p, p, neuron)`` float64."""
     p = _check_p(p)
     a, b = torch.meshgrid(torch.arange(p), torch.arange(p), indexing="ij")
     x = torch.stack([a.reshape(-1), b.reshape(-1), torch.full((p * p,), p)], 1)
@@ -249,7 +248,7 @@ def fourier_2d(x: Any, name: str = "x", dtype: torch.dtype = torch.float64) -> x
 
     Parameters
     ----------
-    x : ``(p, p)`` or ``(p, p, n)`` (logits: ``n = p`` outputs; neurons: ``n = hidden``).
+    x : ``(p, p)`` or ``(p, p, n)`` (logits: ``n = p`` outputs; neurons: ``n`` = number of neurons).
 
     Returns
     -------
@@ -303,157 +302,25 @@ def neuron_frequency_clusters(acts: Any, threshold: float = 0.85) -> xr.Dataset:
 
     Parameters
     ----------
-    acts : ``(p, p, hidden)`` activations (see :func:`neuron_activations`).
+    acts : ``(p, p, neuron)`` activations (see :func:`neuron_activations`).
 
     Returns
     -------
-    xr.Dataset over ``hidden`` with ``best_freq``, ``frac_explained``, ``cluster`` (int, 0 = none).
+    xr.Dataset over ``neuron`` with ``best_freq``, ``frac_explained``, ``cluster`` (int, 0 = none).
     """
     check_range(threshold, "threshold", 0.0, 1.0)
-    f = torch.from_numpy(fourier_2d(acts, "acts", dtype=torch.float32).values).double()  # (basis_a, basis_b, hidden)
+    f = torch.from_numpy(fourier_2d(acts, "acts", dtype=torch.float32).values).double()  # (basis_a, basis_b, neuron)
     p = f.shape[0]
     sq = f.pow(2)
     sq[0, 0] = 0.0  # the mean is not variance
     total = sq.sum((0, 1)).clamp_min(1e-300)
-    pooled = _pool2(sq, p)  # (freq_a, freq_b, hidden): energy per frequency pair
+    pooled = _pool2(sq, p)  # (freq_a, freq_b, neuron): energy per frequency pair
     k = torch.arange(1, n_freqs(p) + 1)
-    fr = (pooled[0, k] + pooled[k, 0] + pooled[k, k]) / total  # (freq, hidden): terms built from {1, cos k, sin k}
+    fr = (pooled[0, k] + pooled[k, 0] + pooled[k, k]) / total  # (freq, neuron): terms built from {1, cos k, sin k}
     best_val, best = fr.max(0)
     best = best + 1
     cluster = torch.where(best_val >= threshold, best, torch.zeros_like(best))
-    hidden = np.arange(fr.shape[1])
-    return xr.Dataset({"best_freq": ("hidden", best.numpy()), "frac_explained": ("hidden", best_val.numpy()),
-                       "cluster": ("hidden", cluster.numpy())}, coords={"hidden": hidden},
+    neuron = np.arange(fr.shape[1])
+    return xr.Dataset({"best_freq": ("neuron", best.numpy()), "frac_explained": ("neuron", best_val.numpy()),
+                       "cluster": ("neuron", cluster.numpy())}, coords={"neuron": neuron},
                       attrs={"reference": PAPER, "threshold": threshold})
-
-
-# ------------------------------------------------------------------ restricted / excluded loss
-def _logits3(logits: Any) -> torch.Tensor:
-    t = as_tensor(logits, "logits", ndim=(2, 3), dtype=torch.float64)
-    if t.ndim == 2:  # (p², p) rows in (a, b) row-major order
-        p = t.shape[1]
-        if t.shape[0] != p * p:
-            raise ValueError(f"logits of shape (N, p) need N = p² rows in (a, b) order, got {tuple(t.shape)}")
-        t = t.reshape(p, p, p)
-    p = _check_p(t.shape[-1])
-    if t.shape != (p, p, p):
-        raise ValueError(f"logits must be (p, p, p) indexed [a, b, c], got {tuple(t.shape)}")
-    return t
-
-
-def _key_component(L: torch.Tensor, key_freqs: list[int], sign_b: int) -> torch.Tensor:
-    """Projection of logits onto span{cos(w_k(a ± b − c)), sin(w_k(a ± b − c))}, k in key_freqs.
-
-    Both directions depend on ``(s, c)`` with ``s = a ± b mod p`` only, so the projection is computed
-    from ``M[s, c] = Σ_{a ± b ≡ s} L[a, b, c]``; each direction has squared norm ``p³/2``.
-    """
-    p = L.shape[0]
-    ar = torch.arange(p)
-    s = (ar[:, None] + sign_b * ar[None, :]) % p  # (a, b)
-    M = torch.zeros(p, p, dtype=L.dtype).index_add_(0, s.reshape(-1), L.reshape(p * p, p))  # (s, c)
-    diff = (ar[:, None] - ar[None, :]).double()  # s − c
-    comp = torch.zeros(p, p, dtype=L.dtype)  # (s, c)
-    for k in key_freqs:
-        if not 1 <= int(k) <= n_freqs(p):
-            raise ValueError(f"key frequency {k} outside 1..{n_freqs(p)} for p={p}")
-        for u in (torch.cos(2 * math.pi * k * diff / p), torch.sin(2 * math.pi * k * diff / p)):
-            comp += (M * u).sum() / (p**3 / 2) * u
-    return comp[s]  # (a, b, c)
-
-
-def _pair_loss(L: torch.Tensor, pairs: Any, sign_b: int) -> float:
-    p = L.shape[0]
-    if pairs is None:
-        a, b = (t.reshape(-1) for t in torch.meshgrid(torch.arange(p), torch.arange(p), indexing="ij"))
-    else:
-        pt = as_tensor(pairs, "pairs", ndim=2, dtype=torch.long)
-        a, b = pt[:, 0], pt[:, 1]
-        if int(pt[:, :2].min()) < 0 or int(pt[:, :2].max()) >= p:
-            raise ValueError(f"pairs must hold residues in 0..{p - 1}")
-    return float(F.cross_entropy(L[a, b], (a + sign_b * b) % p))
-
-
-def _sign(op: str) -> int:
-    if op not in ("add", "sub"):
-        raise ValueError(f"restricted/excluded loss are defined for op 'add' or 'sub' (a ± b − c), got {op!r}")
-    return 1 if op == "add" else -1
-
-
-def restricted_loss(logits: Any, key_freqs: list[int], pairs: Any = None, op: str = "add") -> xr.DataArray:
-    """Loss of the logits restricted to the key-frequency directions ([1], Sec. 5.2).
-
-    ``L_restr[a, b, c] = mean_{a', b'} L[a', b', c] + Σ_{k ∈ key} Proj_{cos/sin(w_k(a + b − c))} L``:
-    only the per-output mean (which the softmax sees) and the key directions are kept. Low
-    restricted loss means the Fourier circuit alone already does the task.
-
-    Parameters
-    ----------
-    logits : ``(p, p, p)`` indexed ``[a, b, c]`` or ``(p², p)`` in ``(a, b)`` row-major order.
-    key_freqs : frequencies ``k`` (``w_k = 2πk/p``).
-    pairs : ``(N, ≥2)`` rows ``(a, b, ...)`` to evaluate on; default all ``p²`` pairs.
-    op : ``"add"`` (``a + b``) or ``"sub"`` (``a − b``).
-    """
-    L = _logits3(logits)
-    sign = _sign(op)
-    R = L.mean((0, 1), keepdim=True) + _key_component(L, list(key_freqs), sign)
-    return xr.DataArray(_pair_loss(R, pairs, sign), name="restricted_loss",
-                        attrs={"reference": PAPER, "key_freqs": [int(k) for k in key_freqs]})
-
-
-def excluded_loss(logits: Any, key_freqs: list[int], pairs: Any = None, op: str = "add") -> xr.DataArray:
-    """Loss after removing the key-frequency directions from the logits ([1], Sec. 5.2).
-
-    ``L_excl = L − Σ_{k ∈ key} Proj_{cos/sin(w_k(a + b − c))} L``, evaluated on ``pairs`` (the paper
-    uses the training set). It rises during circuit formation: the memorising part of the logits
-    alone stops fitting the training data as the generalising circuit takes over.
-    """
-    L = _logits3(logits)
-    sign = _sign(op)
-    return xr.DataArray(_pair_loss(L - _key_component(L, list(key_freqs), sign), pairs, sign),
-                        name="excluded_loss", attrs={"reference": PAPER, "key_freqs": [int(k) for k in key_freqs]})
-
-
-# ------------------------------------------------------------------ the probe for train.fit
-@torch.no_grad()
-def grokking_probe(model: nn.Module, task: Any, key_freqs: list[int] | None = None,
-                   neurons: bool = True) -> xr.Dataset:
-    """All grokking progress measures of ``model`` on ``task`` (no ``step`` dim; ``fit`` adds it).
-
-    Key frequencies are ``key_freqs`` if given, else :func:`key_frequencies` of the current
-    embedding (so early in training the set may be empty: restricted loss ≈ ``log p``).
-
-    Returns
-    -------
-    xr.Dataset with scalars ``restricted_loss`` (all pairs), ``excluded_loss`` (train pairs),
-    ``gini`` (of the embedding's per-frequency norms), ``gini_logit``, ``weight_norm``,
-    ``key_freq_fraction`` (share of non-constant embedding energy in the key frequencies),
-    ``n_key_freqs``; ``embed_norm`` / ``logit_norm`` over ``freq``; ``is_key`` over ``freq``;
-    ``logit_fourier_2d`` over ``(freq_a, freq_b)``; and with ``neurons``, ``neuron_freq`` and
-    ``neuron_frac`` over ``hidden``.
-    """
-    p = int(task.p)
-    keys = key_frequencies(model) if key_freqs is None else [int(k) for k in key_freqs]
-    emb = embedding_fourier_norms(model)
-    logit_norm = neuron_logit_fourier_norms(model)
-    L = all_logits(model, p)
-    energy = emb.values[1:] ** 2
-    frac = float(energy[[k - 1 for k in keys]].sum() / energy.sum()) if keys else 0.0
-    is_key = np.zeros(n_freqs(p) + 1, dtype=bool)
-    is_key[keys] = True
-    data: dict[str, Any] = {"weight_norm": weight_norm(model), "key_freq_fraction": frac,
-                            "n_key_freqs": len(keys), "embed_norm": emb, "logit_norm": logit_norm,
-                            "is_key": ("freq", is_key),
-                            "gini": gini(emb.isel(freq=slice(1, None))),
-                            "gini_logit": gini(logit_norm.isel(freq=slice(1, None))),
-                            "logit_fourier_2d": logit_fourier_2d(L).astype(np.float32)}
-    if getattr(task, "op", "add") in ("add", "sub"):
-        data["restricted_loss"] = restricted_loss(L, keys, op=task.op)
-        data["excluded_loss"] = excluded_loss(L, keys, pairs=task.train_x, op=task.op)
-    else:
-        data["restricted_loss"] = data["excluded_loss"] = float("nan")
-    if neurons:
-        cl = neuron_frequency_clusters(neuron_activations(model, p))
-        data["neuron_freq"] = cl["cluster"]
-        data["neuron_frac"] = cl["frac_explained"].astype(np.float32)
-    ds = xr.Dataset({k: v.drop_attrs() if isinstance(v, xr.DataArray) else v for k, v in data.items()})
-    return ds.assign_attrs(reference=PAPER, key_freq_rule="E_k >= 3 median(E) on W_E, cut at 95% of the energy")

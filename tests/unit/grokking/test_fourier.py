@@ -8,10 +8,9 @@ import pytest
 import torch
 import xarray as xr
 
-from workbench.grokking.fourier import (
+from workbench.grokking import (
     embedding_fourier_norms,
     excluded_loss,
-    fourier_2d,
     fourier_basis,
     gini,
     grokking_probe,
@@ -22,6 +21,7 @@ from workbench.grokking.fourier import (
     restricted_loss,
     weight_norm,
 )
+from workbench.grokking.fourier import fourier_2d
 from workbench.grokking.mlp import MLP
 from workbench.grokking.phases import detect_phases
 from workbench.grokking.transformer import Transformer
@@ -155,7 +155,7 @@ def test_grokking_probe_on_models():
         for var in ("restricted_loss", "excluded_loss", "gini", "weight_norm", "key_freq_fraction"):
             assert var in ds and ds[var].ndim == 0 and np.isfinite(float(ds[var])), var
         assert "step" not in ds.dims
-        assert ds.embed_norm.dims == ("freq",) and ds.neuron_freq.dims == ("hidden",)
+        assert ds.embed_norm.dims == ("freq",) and ds.neuron_freq.dims == ("neuron",)
         # no key frequency at init: restricted loss keeps only the per-class mean ≈ chance level
         assert int(ds.n_key_freqs) == 0
         assert abs(float(ds.restricted_loss) - math.log(13)) < 0.2
