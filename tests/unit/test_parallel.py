@@ -1,10 +1,12 @@
-"""workbench.parallel: the pool's threads run torch single-threaded; the caller's count is restored."""
+"""workbench.parallel: a pool's threads run torch single-threaded, end with their owner; the caller's count is restored."""
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-from workbench.parallel import thread_pool, torch_threads
+import threading
+
+from workbench.parallel import WorkerPool, torch_threads
 from workbench.superposition import ToyModels
 
 
@@ -17,11 +19,37 @@ def test_torch_threads_sets_and_restores():
 
 def test_pool_threads_are_single_threaded_and_leave_the_caller_alone():
     before = torch.get_num_threads()
-    pool = thread_pool(2)
-    assert pool is thread_pool(2)
-    assert list(pool.map(lambda _: torch.get_num_threads(), range(4))) == [1] * 4
-    assert sorted(pool.map(lambda x: x * x, range(4))) == [0, 1, 4, 9]
+    with WorkerPool(2) as pool:
+        assert list(pool.map(lambda _: torch.get_num_threads(), range(4))) == [1] * 4
+        assert list(pool.map(lambda x: x * x, range(4))) == [0, 1, 4, 9]
     assert torch.get_num_threads() == before
+
+
+def _workbench_threads() -> int:
+    return sum(t.name.startswith("workbench") for t in threading.enumerate())
+
+
+def test_pool_threads_end_with_close_and_with_their_owner():
+    start = _workbench_threads()
+    pool = WorkerPool(2)
+    list(pool.map(lambda x: x, range(4)))
+    assert _workbench_threads() == start + 2
+    pool.close()
+    assert _workbench_threads() == start
+    pool = WorkerPool(2)
+    list(pool.map(lambda x: x, range(4)))
+    del pool  # the owner drops it: the finalizer shuts the threads down
+    assert _workbench_threads() == start
+
+
+def test_run_uses_the_caller_and_at_most_the_helpers():
+    seen = set()
+    with WorkerPool(1) as pool:
+        pool.run(lambda: seen.add(threading.get_ident()), threads=4)
+    assert len(seen) <= 2 and threading.get_ident() in seen
+    with WorkerPool(0) as pool:
+        pool.run(lambda: seen.add("caller only"), threads=3)
+    assert "caller only" in seen
 
 
 def test_pool_threads_stay_single_threaded_after_a_pooled_toy_step():
@@ -29,5 +57,6 @@ def test_pool_threads_stay_single_threaded_after_a_pooled_toy_step():
     # set; a pooled toy step (the caller inside torch_threads(1) while the pool's threads start,
     # no torch calls in them) once left them at the caller's count
     m = ToyModels(40, 8, 3, feature_probability=torch.logspace(0, -2, 40), seed=0)
-    m.sample_loss_and_grad(64, np.random.default_rng(5), chunk_elements=2 * 64 * 8, threads=4)
-    assert list(thread_pool(3).map(lambda _: torch.get_num_threads(), range(6))) == [1] * 6
+    with WorkerPool(3) as pool:
+        m.sample_loss_and_grad(64, np.random.default_rng(5), chunk_elements=2 * 64 * 8, threads=4, pool=pool)
+        assert list(pool.map(lambda _: torch.get_num_threads(), range(6))) == [1] * 6

@@ -50,7 +50,7 @@ import xarray as xr
 from threadpoolctl import ThreadpoolController
 from torch import nn
 
-from workbench.parallel import thread_pool, torch_threads
+from workbench.parallel import WorkerPool, torch_threads
 from workbench.spectrum.lapack import eigvalsh as symmetric_eigvalsh
 from workbench.spectrum.power_law import (
     EVALS_THRESH,
@@ -238,12 +238,9 @@ def _evals_cpu(mats: list[torch.Tensor], dtypes: list[torch.dtype], names: list[
     order = sorted(range(len(mats)), key=lambda k: -mats[k].shape[0] * mats[k].shape[1] * min(mats[k].shape))
     out: list[tuple[torch.Tensor, float] | None] = [None] * len(mats)
     with _blas_controller().limit(limits=1, user_api="blas"):
-        if threads > 1 and len(mats) > 1:
-            res = thread_pool(threads).map(lambda k: _evals_np(mats[k], dtypes[k], names[k]), order)
-        else:
-            res = (_evals_np(mats[k], dtypes[k], names[k]) for k in order)
-        for k, r in zip(order, res):
-            out[k] = r
+        with WorkerPool(threads if threads > 1 and len(mats) > 1 else 0) as pool:
+            for k, r in zip(order, pool.map(lambda k: _evals_np(mats[k], dtypes[k], names[k]), order)):
+                out[k] = r
     return out  # type: ignore[return-value]
 
 
@@ -490,7 +487,8 @@ def _fit_into(out: dict[str, np.ndarray], evals: list[torch.Tensor], which, thre
         for k in ("alpha", "xmin", "ks_distance", "tail_size"):
             out[k][part] = res[k].cpu().numpy()
 
-    list(thread_pool(len(parts)).map(fit, parts) if len(parts) > 1 else map(fit, parts))
+    with WorkerPool(len(parts) if len(parts) > 1 else 0) as pool:
+        list(pool.map(fit, parts))
 
 
 def layer_esds(model: nn.Module, layers: Sequence[str] | None = None, **kwargs) -> xr.Dataset:

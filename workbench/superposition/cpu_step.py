@@ -25,7 +25,7 @@ import numba
 import numpy as np
 import torch
 
-from workbench.parallel import run_on_threads
+from workbench.parallel import WorkerPool
 from workbench.superposition.lane_rng import LANES, draw_row
 from workbench.superposition.work_queue import claim, new_counter
 
@@ -345,5 +345,6 @@ def batch_loss_grad_cpu(W: torch.Tensor, b: torch.Tensor, importance: torch.Tens
     args = (W.numpy(), b.numpy(), importance.numpy(), relu, loss.numpy(), grad_w.numpy(), grad_b.numpy())
     workers = max(1, min(threads or torch.get_num_threads(), W.shape[0]))
     counter = new_counter()
-    run_on_threads(lambda: given_loss_grad_(x1_t.numpy(), counter, *args), workers)
+    with WorkerPool(workers - 1) as pool:
+        pool.run(lambda: given_loss_grad_(x1_t.numpy(), counter, *args), workers)
     return loss

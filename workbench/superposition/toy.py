@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from workbench.parallel import run_on_threads, torch_threads
+from workbench.parallel import WorkerPool, torch_threads
 from workbench.validation import as_tensor, check_range
 
 if TYPE_CHECKING:  # workbench.kernels is imported where used: its Triton kernels read TRITON_INTERPRET then
@@ -342,7 +342,7 @@ class ToyModels(nn.Module):
     @torch.no_grad()
     def sample_loss_and_grad(self, batch_size: int, generator: RandomSource = None, *,
                              nonempty: bool = True, chunk_elements: int = 1 << 15,
-                             threads: int | None = None) -> torch.Tensor:
+                             threads: int | None = None, pool: WorkerPool | None = None) -> torch.Tensor:
         """Draw a fresh batch and return the loss per instance (I,) with gradients set, as
         ``loss_and_grad(generate_batch(...))`` does, in chunks of instances on the CPU.
 
@@ -351,7 +351,8 @@ class ToyModels(nn.Module):
         intermediates never go to main memory; a thread's chunks run in one call of compiled code
         (:func:`workbench.superposition.cpu_step.chunks_loss_grad_`). With a ``numpy.random.Generator``
         the chunks are spread over ``threads`` threads (default ``torch.get_num_threads()``; at
-        most one per ``MIN_CHUNKS_PER_THREAD`` chunks), and each chunk draws from its own
+        most one per ``MIN_CHUNKS_PER_THREAD`` chunks; the helpers come from ``pool``, which a
+        training loop creates once, or from a pool made for this call), and each chunk draws from its own
         :class:`~workbench.superposition.lane_rng.LaneStream`, seeded from ``generator``: the numbers do
         not depend on the thread count. A chunk draws what ``generate_batch`` draws for its
         instances from that stream, so the result equals the unchunked path on those draws. On
@@ -369,13 +370,15 @@ class ToyModels(nn.Module):
         # at least MIN_CHUNKS_PER_THREAD chunks per thread, so a step's hand-off to the pool pays off
         workers = max(1, min(threads or torch.get_num_threads(), n_chunks // MIN_CHUNKS_PER_THREAD))
         # with a pool, this thread's own ops are tiny, and its idle OpenMP team would spin on a core
-        with torch_threads(1) if workers > 1 else nullcontext():
-            loss, gW, gb = self._chunked_loss_and_grad(int(batch_size), generator, n_chunks, per, workers, nonempty)
+        with torch_threads(1) if workers > 1 else nullcontext(), (
+                WorkerPool(workers - 1) if pool is None else nullcontext(pool)) as helpers:
+            loss, gW, gb = self._chunked_loss_and_grad(int(batch_size), generator, n_chunks, per,
+                                                       helpers, workers, nonempty)
         self.W.grad, self.b.grad = gW, gb
         return loss
 
     def _chunked_loss_and_grad(self, B: int, generator: np.random.Generator, n_chunks: int, per: int,
-                               workers: int, nonempty: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                               pool: WorkerPool, workers: int, nonempty: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Loss and gradients of :meth:`sample_loss_and_grad`: chunk ``j`` holds instances ``j·per``
         to ``(j+1)·per − 1`` and draws from the j-th lane state seeded from ``generator``."""
         from workbench.superposition.cpu_step import chunks_loss_grad_
@@ -392,7 +395,7 @@ class ToyModels(nn.Module):
 
         counter = new_counter()  # the workers claim chunks from it: a late or slow thread takes fewer
         # one call per worker, no Python (or GIL) per chunk; chunks write disjoint rows of loss/gW/gb
-        run_on_threads(lambda: chunks_loss_grad_(states, per, counter, *args), workers)
+        pool.run(lambda: chunks_loss_grad_(states, per, counter, *args), workers)
         if nonempty:
             loss, gW, gb = self._add_empty_term(loss, gW, gb)
         return loss, gW, gb

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import xarray as xr
 
-from workbench.parallel import torch_threads
+from workbench.parallel import WorkerPool, torch_threads
 from workbench.superposition.toy import VARIANTS, ToyModels, importance_vector
 from workbench.validation import as_tensor, check_range
 
@@ -70,18 +70,19 @@ def train_toys(model: ToyModels, *, steps: int, batch_size: int = 1024, lr: floa
         bar = tqdm(total=steps, desc=f"toy models ×{model.n_instances}", leave=False)
     tick = max(1, steps // 50)
     logged = []
-    for step in range(int(steps)):
-        # instances are independent: the gradient of the summed loss is each one's own gradient
-        loss_i = model.sample_loss_and_grad(batch_size, gen, nonempty=nonempty)
-        with torch_threads(1):  # a tiny update: OpenMP threads left spinning would slow the next step
-            opt.step()
-        if log_every and step % log_every == 0:
-            logged.append(loss_i.detach().cpu().numpy())
-        if (step + 1) % tick == 0 or step + 1 == steps:
-            if bar is not None:
-                bar.update((step + 1) - bar.n)
-            if callback is not None:
-                callback(step + 1, int(steps), float(loss_i.detach().mean()))
+    with WorkerPool(torch.get_num_threads() - 1) as pool:  # the CPU step's helper threads
+        for step in range(int(steps)):
+            # instances are independent: the gradient of the summed loss is each one's own gradient
+            loss_i = model.sample_loss_and_grad(batch_size, gen, nonempty=nonempty, pool=pool)
+            with torch_threads(1):  # a tiny update: OpenMP threads left spinning would slow the next step
+                opt.step()
+            if log_every and step % log_every == 0:
+                logged.append(loss_i.detach().cpu().numpy())
+            if (step + 1) % tick == 0 or step + 1 == steps:
+                if bar is not None:
+                    bar.update((step + 1) - bar.n)
+                if callback is not None:
+                    callback(step + 1, int(steps), float(loss_i.detach().mean()))
     if bar is not None:
         bar.close()
     if logged:

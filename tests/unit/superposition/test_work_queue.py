@@ -5,7 +5,7 @@ import numba
 import numpy as np
 import pytest
 
-from workbench.parallel import run_on_threads
+from workbench.parallel import WorkerPool
 from workbench.superposition.work_queue import claim, new_counter
 
 
@@ -26,7 +26,8 @@ def _claim_all(counter, taken, spin):
 def test_each_task_claimed_exactly_once(workers):
     taken = np.zeros(5000, np.int64)
     counter = new_counter()
-    run_on_threads(lambda: _claim_all(counter, taken, 50), workers)
+    with WorkerPool(workers - 1) as pool:
+        pool.run(lambda: _claim_all(counter, taken, 50), workers)
     assert taken.min() == 1 and taken.max() == 1
     assert counter[0] == taken.size + workers  # each worker's last claim found nothing left
 
