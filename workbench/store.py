@@ -7,14 +7,21 @@ Layout of ``<root>/<run_id>/``::
     metrics.zarr/<group>/HEAD, v000001/ ...   one zarr store per probe group, copy-on-write
     traj.zarr/           parameter trajectory (step, param), row-chunked, with a COMMITTED count
     checkpoints/step-000001000/{model,optimizer}.safetensors, state.json, manifest.json
+    .lock                advisory lock held while a process trains the run (:meth:`RunStore.lock`)
+
+and ``<root>/artifacts/<kind>/<name>.{zarr,json}`` for results that belong to no single run (toy
+grids, phase diagrams, sweep records: :meth:`RunStore.save_artifact`, :mod:`workbench.artifacts`).
 
 Every write is atomic: files are written to a temporary name and renamed; a metrics append writes a
 new version of its group and then swaps the ``HEAD`` pointer, so a crash mid-append leaves the
-previous version readable. Checkpoints carry a sha256 manifest and are verified on load; nothing
-is ever unpickled. Run ids and paths are validated so nothing outside ``root`` is read or written.
+previous version readable. Checkpoints carry a sha256 manifest and are verified on load
+(:mod:`workbench.checkpoint_io`); nothing is ever unpickled. Run ids, artifact kinds and names are
+validated so nothing outside ``root`` is read or written.
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -31,17 +38,24 @@ import pandas as pd
 import torch
 import xarray as xr
 import zarr
-from safetensors.torch import load_file, save_file
 
-from workbench.serialization import decode_state, encode_state
+from workbench.artifacts import Artifacts, atomic_write_bytes, atomic_write_json
+from workbench.checkpoint_io import (
+    CheckpointError,
+    checkpoint_steps,
+    read_checkpoint,
+    verified_dir,
+    write_checkpoint,
+)
+
+__all__ = ["CheckpointError", "Run", "RunNotFoundError", "RunStore", "atomic_write_json", "default_root",
+           "run_id_for"]
 
 RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 GROUP = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 DEFAULT_ROOT = Path("data/runs")
 TRAJ_CHUNK_PARAMS = 2**20  # columns per stored trajectory chunk (4 MiB of float32)
 TRAJ_READ_BYTES = 2**27  # target size of one lazily read block of the trajectory
-
-warnings.filterwarnings("ignore", message=".*Consolidated metadata.*", category=UserWarning)
 
 
 class RunNotFoundError(KeyError):
@@ -51,35 +65,9 @@ class RunNotFoundError(KeyError):
         return str(self.args[0])
 
 
-class CheckpointError(RuntimeError):
-    """A checkpoint is missing, corrupted or tampered with (sha256 mismatch)."""
-
-
 def default_root() -> Path:
     """``$WORKBENCH_DATA`` if set, else ``data/runs`` relative to the current directory."""
     return Path(os.environ.get("WORKBENCH_DATA", DEFAULT_ROOT))
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same directory and ``os.replace``."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_bytes(path, json.dumps(obj, indent=1, sort_keys=True, default=str).encode())
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def config_hash(config: dict) -> str:
@@ -107,6 +95,7 @@ class RunStore:
         self.root = Path(root) if root is not None else default_root()
         self.root.mkdir(parents=True, exist_ok=True)
         self.root = self.root.resolve()
+        self._artifacts = Artifacts(self.root)
 
     def __repr__(self) -> str:
         return f"RunStore({str(self.root)!r})"
@@ -167,6 +156,47 @@ class RunStore:
         """Remove a run directory (validated to lie inside the root)."""
         shutil.rmtree(self.open(run_id).path)
 
+    def exists(self, run_id: str) -> bool:
+        """True when ``run_id`` (validated) is a complete run of this store."""
+        return (self._path(run_id) / "config.json").exists()
+
+    @contextlib.contextmanager
+    def lock(self, run_id: str) -> Iterator[None]:
+        """Exclusive advisory lock on a run (also one not created yet) while a process trains it.
+
+        A ``flock`` on ``<run>/.lock``: the OS drops it if the process dies, so a killed trainer
+        never leaves the run locked.
+        """
+        path = self._path(run_id)
+        path.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing releases the flock
+
+    # -- artifacts: results that belong to no single run (workbench.artifacts) -----------------
+    def save_artifact(self, kind: str, name: str, value: xr.Dataset | dict) -> Path:
+        """Store a Dataset (zarr) or JSON dict as ``<root>/artifacts/<kind>/<name>``, atomically.
+
+        Kinds in use: ``toy_grid``, ``phase_diagram``, ``sweep``. Kind and name are validated
+        like run ids, so nothing outside the root is written.
+        """
+        return self._artifacts.save(kind, name, value)
+
+    def load_artifact(self, kind: str, name: str) -> xr.Dataset | dict:
+        """The stored artifact (also from its pre-artifact-area location); KeyError if unknown."""
+        return self._artifacts.load(kind, name)
+
+    def artifacts(self, kind: str) -> list[str]:
+        """Names of the artifacts of ``kind``, sorted."""
+        return self._artifacts.names(kind)
+
+    def delete_artifact(self, kind: str, name: str) -> None:
+        """Remove an artifact (from every location it is stored in)."""
+        self._artifacts.delete(kind, name)
+
 
 class Run:
     """One run directory. Create through :meth:`RunStore.create` / :meth:`RunStore.open`."""
@@ -221,7 +251,7 @@ class Run:
             try:
                 with xr.open_zarr(gdir / version, consolidated=False) as ds:
                     return ds.load()
-            except Exception as exc:  # corrupted version: fall back to the previous one, loudly
+            except Exception as exc:  # noqa: BLE001 - corrupted version: fall back to the previous one, loudly
                 warnings.warn(f"metrics group {group!r} version {version} of run {self.id} is unreadable "
                               f"({exc.__class__.__name__}: {exc}); falling back to an earlier version")
         raise RuntimeError(f"no readable version of metrics group {group!r} in run {self.id}")
@@ -309,6 +339,10 @@ class Run:
         steps[n] = step
         atomic_write_json(tdir / "COMMITTED", n + 1)  # the row exists only once this lands
 
+    def has_trajectory(self) -> bool:
+        """True when the run recorded a parameter trajectory."""
+        return (self.path / "traj.zarr" / "COMMITTED").exists()
+
     def trajectory(self) -> xr.DataArray:
         """Recorded parameters as a lazy (dask) DataArray with dims (``step``, ``param``).
 
@@ -330,67 +364,18 @@ class Run:
                             coords={"step": g["step"][:n], "param": np.arange(values.shape[1])},
                             name="trajectory", attrs=dict(g.attrs))
 
-    # -- checkpoints ---------------------------------------------------------------------------
+    # -- checkpoints (files and verification: workbench.checkpoint_io) ------------------------
     def checkpoint_steps(self) -> list[int]:
-        cdir = self.path / "checkpoints"
-        return sorted(int(p.name[5:]) for p in cdir.glob("step-*") if p.is_dir()) if cdir.exists() else []
+        return checkpoint_steps(self.path / "checkpoints")
 
     def save_checkpoint(self, step: int, model: torch.nn.Module, optimizer: Any = None,
                         extra: dict | None = None, *, keep: int = 3) -> Path:
         """Write model/optimizer tensors (safetensors) + JSON state + sha256 manifest atomically."""
-        cdir = self.path / "checkpoints"
-        cdir.mkdir(exist_ok=True)
-        final = cdir / f"step-{step:09d}"
-        tmp = cdir / f".tmp-step-{step:09d}-{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir()
-        save_file({k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()},
-                  tmp / "model.safetensors")
-        tensors: dict[str, torch.Tensor] = {}
-        skeleton = encode_state({"optimizer": optimizer.state_dict() if optimizer is not None else None,
-                                 "extra": extra or {}}, tensors)
-        save_file(tensors, tmp / "optimizer.safetensors")
-        atomic_write_json(tmp / "state.json", {"step": step, "state": skeleton})
-        manifest = {f.name: sha256_file(f) for f in sorted(tmp.iterdir())}
-        atomic_write_json(tmp / "manifest.json", manifest)
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-        for old in self.checkpoint_steps()[:-keep]:
-            shutil.rmtree(cdir / f"step-{old:09d}", ignore_errors=True)
-        return final
-
-    def _verified_dir(self, step: int | None) -> Path:
-        steps = self.checkpoint_steps()
-        if not steps:
-            raise CheckpointError(f"run {self.id} has no checkpoint")
-        if step is None:
-            step = steps[-1]
-        elif step not in steps:
-            raise CheckpointError(f"run {self.id} has no checkpoint at step {step}; available: {steps}")
-        cdir = self.path / "checkpoints" / f"step-{step:09d}"
-        try:
-            manifest = json.loads((cdir / "manifest.json").read_text())
-        except (OSError, ValueError) as exc:
-            raise CheckpointError(f"checkpoint {cdir}: manifest.json is missing or unreadable ({exc})") from exc
-        expected = {"model.safetensors", "optimizer.safetensors", "state.json"}
-        if set(manifest) != expected:
-            raise CheckpointError(f"checkpoint {cdir}: manifest lists {sorted(manifest)}, expected {sorted(expected)}")
-        for name, digest in manifest.items():
-            f = cdir / name
-            if not f.exists() or sha256_file(f) != digest:
-                raise CheckpointError(
-                    f"checkpoint file {f} failed its sha256 check (corrupted or tampered with); refusing to load it")
-        return cdir
+        return write_checkpoint(self.path / "checkpoints", step, model, optimizer, extra, keep=keep)
 
     def load_checkpoint(self, step: int | None = None, device: str | torch.device = "cpu") -> dict:
         """Verify and load a checkpoint (latest by default) → ``{step, model, optimizer, extra}``."""
-        cdir = self._verified_dir(step)
-        tensors = load_file(cdir / "optimizer.safetensors", device=str(device))
-        meta = json.loads((cdir / "state.json").read_text())
-        state = decode_state(meta["state"], tensors)
-        return {"step": meta["step"], "model": load_file(cdir / "model.safetensors", device=str(device)),
-                "optimizer": state["optimizer"], "extra": state["extra"]}
+        return read_checkpoint(verified_dir(self.path / "checkpoints", step, self.id), device)
 
     def load_model(self, step: int | None = None, device: str | torch.device = "cpu") -> torch.nn.Module:
         """Rebuild the model from ``config["model"]`` and load a verified checkpoint's weights."""

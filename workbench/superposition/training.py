@@ -2,7 +2,8 @@
 
 ``train_toys`` trains any ``ToyModels``; ``train_toy_grid`` builds the sparsity grid of the paper's
 figures ([1]_, "Demonstrating Superposition") and returns it as an ``xr.Dataset`` that
-``save``/``load`` write to and read from zarr (nothing is pickled).
+``save``/``load`` write to and read from zarr (nothing is pickled); in a run store, toy grids are
+artifacts (``store.save_artifact("toy_grid", name, ds)``).
 
 References
 ----------
@@ -11,7 +12,6 @@ References
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -19,6 +19,7 @@ import numpy as np
 import torch
 import xarray as xr
 
+from workbench.artifacts import read_zarr, write_zarr
 from workbench.parallel import WorkerPool, torch_threads
 from workbench.superposition.toy import VARIANTS, ToyModels, importance_vector
 from workbench.validation import as_tensor, check_range
@@ -183,30 +184,17 @@ def train_toy_grid(n_features: int, n_hidden: int, sparsities: Sequence[float],
 
 
 def save(ds: xr.Dataset, path: str | os.PathLike) -> Path:
-    """Write a toy-model Dataset to a zarr (format 2) directory (e.g. ``toy.zarr``), atomically: it is written
-    beside the target and renamed into place. Nothing is pickled. Returns the path."""
-    if not isinstance(ds, xr.Dataset):
-        raise TypeError(f"ds must be an xarray.Dataset, got {type(ds).__name__}")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    old = path.with_name(path.name + ".old")
-    for p in (tmp, old):
-        if p.exists():
-            shutil.rmtree(p)
-    ds.to_zarr(tmp, mode="w", consolidated=False, zarr_format=2)  # v2: stable str dtype
-    if path.exists():
-        os.replace(path, old)
-    os.replace(tmp, path)
-    if old.exists():
-        shutil.rmtree(old)
-    return path
+    """Write a toy-model Dataset to a zarr directory (e.g. ``toy.zarr``) atomically; returns the path.
+
+    The format of the run store's artifacts (:func:`workbench.artifacts.write_zarr`): in a store,
+    ``store.save_artifact("toy_grid", name, ds)`` keeps it under the store's root instead.
+    """
+    return write_zarr(Path(path), ds)
 
 
 def load(path: str | os.PathLike) -> xr.Dataset:
-    """Read a Dataset written by :func:`save`, fully loaded into memory."""
+    """Read a Dataset written by :func:`save` (or a store artifact's ``.zarr``), fully loaded."""
     path = Path(path)
     if not path.is_dir():
         raise FileNotFoundError(f"no toy-model dataset at {path}")
-    with xr.open_zarr(path, consolidated=False) as ds:
-        return ds.load()
+    return read_zarr(path)
