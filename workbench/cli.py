@@ -244,6 +244,25 @@ def demo(data: DataOpt = None, steps: int = 2500, progress: ProgressOpt = True) 
     typer.echo(f"run_id: {run.id}")
 
 
+@app.command()
+def report(
+    run_id: Annotated[str, typer.Argument(help="Run id (see `workbench runs list`).")],
+    out: Annotated[Optional[Path], typer.Option("--out", help="HTML file to write (default: report-<run id>.html).")] = None,
+    data: DataOpt = None,
+) -> None:
+    """Write one self-contained HTML file: the run's curves and every lens that applies (opens offline)."""
+    from widgets.report import write_report  # the view layer, imported lazily: workbench never needs it
+
+    try:
+        path, result = write_report(_store(data), run_id, out)
+    except (ValueError, TypeError, RunNotFoundError) as exc:
+        _fail(str(exc))
+    for lens, reason in result.skipped:
+        typer.secho(f"note: the {lens} lens is not in the report: {reason}", fg=typer.colors.YELLOW, err=True)
+    shown = ", ".join(s.lens for s in result.sections)
+    typer.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB; {len(result.figures)} figures: {shown})")
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app()
 
