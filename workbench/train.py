@@ -1,35 +1,29 @@
-"""The training loop: ``fit(model, task, optimizer, steps, probes=..., run=...)``.
+"""The training loop: ``fit(model, task, optimizer, steps, probes=..., run=...)``, a short loop over a
+:class:`~workbench.record.Recorder`.
 
-Order of work at step ``s`` (``s`` updates done so far): evaluate (every ``eval_every``), run due
-probes, record the trajectory, checkpoint (every ``checkpoint_every``), then the update ``s → s+1``.
-A checkpoint at ``s`` holds everything needed to redo the loop from ``s`` — model, optimizer
-(including wrappers such as Grokfast), LR scheduler, the batch-sampling generator — so a run that is
-killed and resumed gives the same metrics, bit for bit on CPU, as one that never stopped.
+Order of work at step ``s`` (``s`` updates done so far): draw the batch, the NaN/Inf check of its
+loss, evaluate (every ``eval_every``), then the Recorder's due probes, trajectory and checkpoint
+(every ``checkpoint_every``), then the update ``s → s+1``. A checkpoint at ``s`` holds everything
+needed to redo the loop from ``s`` — model, optimizer (including wrappers such as Grokfast), LR
+scheduler, the batch-sampling generator before batch ``s`` — so a run that is killed and resumed
+gives the same metrics, bit for bit on CPU, as one that never stopped.
 """
 from __future__ import annotations
 
-import math
 import os
-import time
-from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 import xarray as xr
 from torch import nn
 from tqdm.auto import tqdm
 
+from workbench.record import Probe, Recorder, TrainingDiverged
 from workbench.store import Run
 from workbench.trajectory import ParameterRecorder
 
-FLUSH_COST_FACTOR = 50  # metrics are written at most every 50x the last write's duration (<= 2% of the time)
-Probe = Callable[[nn.Module, Any], xr.Dataset]
-
-
-class TrainingDiverged(FloatingPointError):
-    """The loss became NaN or Inf; the run keeps its last good checkpoint."""
+__all__ = ["Batches", "TrainingDiverged", "default_optimizer", "evaluate", "fit", "progress_enabled"]
 
 
 def default_optimizer(model: nn.Module, lr: float = 1e-3, weight_decay: float = 1.0,
@@ -61,11 +55,34 @@ def _loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits.double(), y)
 
 
-def _history(rows: list[dict]) -> xr.Dataset:
-    steps = [r["step"] for r in rows]
-    names = [k for k in rows[0] if k != "step"] if rows else []
-    return xr.Dataset({k: ("step", np.array([r[k] for r in rows], dtype=np.float64)) for k in names},
-                      coords={"step": np.array(steps, dtype=np.int64)})
+class Batches:
+    """Training batches: the whole training set, or ``batch_size`` rows drawn by a seeded generator.
+
+    Its state (``state_dict``) is the generator's state *before* the current batch was drawn, so a
+    checkpoint taken after drawing batch ``s`` redraws batch ``s`` on resume.
+    """
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int | None = None, seed: int = 0):
+        if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
+            raise ValueError(f"batch_size must be a positive int or None, got {batch_size!r}")
+        self.x, self.y, self.batch_size = x, y, batch_size
+        self.generator = torch.Generator().manual_seed(seed)
+        self._before = self.generator.get_state()
+
+    def next(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The next ``(x, y)`` batch."""
+        self._before = self.generator.get_state()
+        if self.batch_size is None:
+            return self.x, self.y
+        idx = torch.randint(len(self.x), (self.batch_size,), generator=self.generator).to(self.x.device)
+        return self.x[idx], self.y[idx]
+
+    def state_dict(self) -> torch.Tensor:
+        return self._before
+
+    def load_state_dict(self, state: torch.Tensor) -> None:
+        self.generator.set_state(state.cpu())
+        self._before = self.generator.get_state()
 
 
 def fit(
@@ -88,7 +105,7 @@ def fit(
     flush_seconds: float = 2.0,
     device: str | torch.device = "cpu",
 ) -> xr.Dataset:
-    """Train ``model`` on ``task`` for ``steps`` updates, logging to ``run`` if given.
+    """Train ``model`` on ``task`` for ``steps`` updates, recording into ``run`` if given.
 
     Parameters
     ----------
@@ -99,123 +116,50 @@ def fit(
         every ``every`` steps (model in eval mode, no grad) and stored in metric group ``name``.
     run : a :class:`~workbench.store.Run`; metrics, checkpoints and trajectories go there and, with
         ``resume``, training continues from its last checkpoint.
-    batch_size : ``None`` → full batch; else mini-batches drawn by a seeded generator.
+    trajectory_every, trajectory : see :class:`~workbench.record.Recorder`.
+    batch_size : ``None`` → full batch; else mini-batches drawn by a generator seeded with ``seed``.
     lr_warmup : linear warm-up of the learning rate over this many steps.
-    flush_seconds : buffered metrics reach the store at least this often (live dashboards read
-        them), or every ``FLUSH_COST_FACTOR`` × the last write's duration if that is longer: a
-        metrics append rewrites its group (copy-on-write), so long runs write less often and the
-        store costs at most ~2% of training time. Checkpoints always flush first.
+    flush_seconds : see :class:`~workbench.record.Recorder`.
 
     Returns
     -------
-    xr.Dataset with ``train_loss, test_loss, train_acc, test_acc`` over ``step`` (this call's steps).
+    xr.Dataset with ``train_loss, test_loss, train_acc, test_acc, lr`` over ``step`` (this call's steps).
     """
     if steps < 0 or eval_every < 1 or checkpoint_every < 1:
         raise ValueError("steps must be >= 0 and eval_every, checkpoint_every >= 1")
     model.to(device).train()
-    train_x, train_y = task.train_x.to(device), task.train_y.to(device)
+    batches = Batches(task.train_x.to(device), task.train_y.to(device), batch_size, seed)
     test_x, test_y = task.test_x.to(device), task.test_y.to(device)
     optimizer = optimizer if optimizer is not None else default_optimizer(model)
     base_optimizer = getattr(optimizer, "optimizer", optimizer)  # unwrap Grokfast-style wrappers
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         base_optimizer, lambda s: min(1.0, (s + 1) / lr_warmup) if lr_warmup else 1.0)
-    generator = torch.Generator().manual_seed(seed)
-    probes = probes or {}
-    if trajectory_every and trajectory is None:
-        trajectory = ParameterRecorder(model, seed=seed)
-
-    start = 0
-    if run is not None and resume and run.checkpoint_steps():
-        ckpt = run.load_checkpoint(device=device)
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["extra"]["scheduler"])
-        generator.set_state(ckpt["extra"]["generator"])
-        start = ckpt["step"]
-        run.truncate(start - 1)
-    elif run is not None:
-        run.truncate(-1)
-    if run is not None:
-        run.update_state(status="running")
-
-    rows: list[dict] = []
-    buffered: dict[str, list[xr.Dataset]] = {"train": []}
-    last_flush, flush_cost = time.monotonic(), 0.0
-
-    def flush() -> None:
-        if run is None:
-            return
-        for group, parts in buffered.items():
-            if parts:
-                run.append(xr.concat(parts, dim="step"), group=group)
-                parts.clear()
-        if rows:
-            run.update_state(step=rows[-1]["step"], summary={k: v for k, v in rows[-1].items() if k != "step"})
-
-    def save(step: int, generator_state: torch.Tensor) -> None:
-        flush()
-        run.save_checkpoint(step, model, optimizer, {"scheduler": scheduler.state_dict(),
-                                                      "generator": generator_state})
-
-    bar = tqdm(total=steps, initial=start, disable=not progress_enabled(progress), desc="train",
-               dynamic_ncols=True)
-    step = start
-    for step in range(start, steps + 1):
-        batch_rng_state = generator.get_state()  # a checkpoint at this step must redraw this batch
-        if batch_size is None:
-            xb, yb = train_x, train_y
-        else:
-            idx = torch.randint(len(train_x), (batch_size,), generator=generator).to(device)
-            xb, yb = train_x[idx], train_y[idx]
-        logits = model(xb)
-        loss = _loss(logits, yb)
-        if not math.isfinite(loss.item()):
-            flush()
-            if run is not None:
-                run.update_state(status="diverged", diverged_at=step)
-            bar.close()
-            good = run.checkpoint_steps()[-1] if run is not None and run.checkpoint_steps() else None
-            raise TrainingDiverged(
-                f"loss is {loss.item()} at step {step}; training stopped. "
-                + (f"Last good checkpoint: step {good} in {run.path}." if good is not None else "No checkpoint was kept.")
-                + " Lower the learning rate or check the inputs.")
-
-        if step % eval_every == 0 or step == steps:
-            if batch_size is None:
-                train_loss, train_acc = loss.item(), (logits.argmax(-1) == yb).double().mean().item()
-            else:
-                train_loss, train_acc = evaluate(model, train_x, train_y)
-            test_loss, test_acc = evaluate(model, test_x, test_y)
-            row = {"step": step, "train_loss": train_loss, "test_loss": test_loss,
-                   "train_acc": train_acc, "test_acc": test_acc, "lr": scheduler.get_last_lr()[0]}
-            rows.append(row)
-            buffered["train"].append(_history([row]))
-            bar.set_postfix(train_acc=f"{train_acc:.3f}", test_acc=f"{test_acc:.3f}", loss=f"{train_loss:.3g}")
-        for name, (probe, every) in probes.items():
-            if step % every == 0 or step == steps:
-                model.eval()
-                with torch.no_grad():
-                    ds = probe(model, task)
-                model.train()
-                buffered.setdefault(name, []).append(ds.expand_dims(step=[step]))
-        if run is not None and trajectory is not None and trajectory_every and step % trajectory_every == 0:
-            run.append_trajectory(step, trajectory(model), attrs=trajectory.attrs())
-        if run is not None and (step % checkpoint_every == 0 or step == steps) and (step > start or step == 0):
-            save(step, batch_rng_state)
-        elif time.monotonic() - last_flush > max(flush_seconds, FLUSH_COST_FACTOR * flush_cost):
-            started = time.monotonic()
-            flush()
-            last_flush = time.monotonic()
-            flush_cost = last_flush - started
-        if step == steps:
-            break
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
-        bar.update(1)
-    bar.close()
-    flush()
-    if run is not None:
-        run.update_state(status="done", step=step)
-    return _history(rows)
+    rec = Recorder(run, model, optimizer, probes=probes, probe_input=task, checkpoint_every=checkpoint_every,
+                   trajectory_every=trajectory_every, trajectory=trajectory, seed=seed, device=device,
+                   state={"scheduler": scheduler, "generator": batches}, flush_seconds=flush_seconds)
+    start = rec.resume(resume)
+    bar = tqdm(total=steps, initial=start, disable=not progress_enabled(progress), desc="train", dynamic_ncols=True)
+    with rec, bar:
+        for step in range(start, steps + 1):
+            xb, yb = batches.next()
+            logits = model(xb)
+            loss = _loss(logits, yb)
+            rec.check(step, loss)
+            if step % eval_every == 0 or step == steps:
+                if batch_size is None:
+                    train_loss, train_acc = loss.item(), (logits.argmax(-1) == yb).double().mean().item()
+                else:
+                    train_loss, train_acc = evaluate(model, batches.x, batches.y)
+                test_loss, test_acc = evaluate(model, test_x, test_y)
+                rec.log(step, train_loss=train_loss, test_loss=test_loss, train_acc=train_acc,
+                        test_acc=test_acc, lr=scheduler.get_last_lr()[0])
+                bar.set_postfix(train_acc=f"{train_acc:.3f}", test_acc=f"{test_acc:.3f}", loss=f"{train_loss:.3g}")
+            rec.step(step, final=step == steps)
+            if step == steps:
+                break
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            bar.update(1)
+    return rec.history()
