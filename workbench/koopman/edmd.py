@@ -15,20 +15,16 @@ import torch
 import xarray as xr
 
 from workbench.koopman.dictionaries import Delays, Dictionary, make_dictionary
-from workbench.koopman.dmd import (
-    KoopmanEstimator,
-    _order,
-    as_snapshots,
-    hankel,
-    validate_pairs,
-)
+from workbench.koopman.dmd import KoopmanEstimator, hankel
 from workbench.koopman.linalg import (
     RankLike,
+    eig_order,
     galerkin_qr,
     pseudospectrum_from_qr,
     residuals_from_qr,
     svd_direct,
 )
+from workbench.koopman.snapshots import as_snapshots, unwrap, validate_pairs
 from workbench.validation import as_tensor, check_range
 
 
@@ -49,16 +45,17 @@ class EDMD(KoopmanEstimator):
     """
 
     def __init__(self, dictionary: str | Dictionary | None = "identity", rank: RankLike = None, *,
-                 dt: float = 1.0, device: str | torch.device | None = "auto"):
+                 dt: float | None = None, device: str | torch.device | None = "auto"):
         super().__init__(dt=dt, device=device)
         self.dictionary, self.rank = dictionary, rank
 
     def fit(self, X, y=None, weights=None) -> EDMD:
-        """Fit on a trajectory ``X`` (rows = time) or on pairs ``(X[i], y[i])``; returns ``self``.
+        """Fit on a trajectory ``X`` (rows = time; array, DataArray or Run) or on pairs ``(X[i], y[i])``.
 
-        ``weights`` : optional positive quadrature weights, one per pair (default uniform).
+        ``weights`` : optional positive quadrature weights, one per pair (default uniform). Returns ``self``.
         """
         dev = self._device
+        X, y = self._read(X), None if y is None else unwrap(y)[0]
         dic = make_dictionary(self.dictionary)
         if isinstance(dic, Delays) and dic.delays > 1:
             if y is not None:
@@ -83,7 +80,7 @@ class EDMD(KoopmanEstimator):
         # 2. stable Galerkin factorisation, eigenpairs of Kt = R K R⁻¹, then g = R⁻¹ h
         self._fac = galerkin_qr(px, py, w)
         eigs, h = torch.linalg.eig(self._fac.Kt)
-        order = _order(eigs)
+        order = eig_order(eigs)
         eigs, h = eigs[order], h[:, order]
         R = self._fac.R.to(h.dtype)
         g = torch.linalg.solve_triangular(R, h, upper=True)
@@ -132,7 +129,7 @@ class ResDMD(EDMD):
     """
 
     def __init__(self, dictionary: str | Dictionary | None = "identity", rank: RankLike = None, *,
-                 tol: float = 0.1, dt: float = 1.0, device: str | torch.device | None = "auto"):
+                 tol: float = 0.1, dt: float | None = None, device: str | torch.device | None = "auto"):
         super().__init__(dictionary, rank, dt=dt, device=device)
         check_range(tol, "tol", 0.0, low_open=True)
         self.tol = tol

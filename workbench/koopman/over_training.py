@@ -25,92 +25,25 @@ import torch
 import xarray as xr
 from scipy.optimize import linear_sum_assignment
 
-from workbench.device import resolve_device
-from workbench.koopman.dmd import DMD, HankelDMD, _order, gram
-from workbench.koopman.linalg import galerkin_qr, numerical_rank, residuals_from_qr
-
-_EPS = float(np.finfo(np.float64).eps)
+from workbench.koopman.core import gram_dmd
+from workbench.koopman.dmd import DMD, HankelDMD
+from workbench.koopman.snapshots import as_trajectory, hankel_gram, trajectory_gram
 
 
-def as_trajectory(run_or_traj: Any) -> xr.DataArray:
-    """A (``step``, ``param``) DataArray from a Run (``.trajectory()``), a DataArray, or a 2-D array."""
-    if hasattr(run_or_traj, "trajectory") and callable(run_or_traj.trajectory):
-        traj = run_or_traj.trajectory()
-    elif isinstance(run_or_traj, xr.DataArray):
-        traj = run_or_traj
-    elif isinstance(run_or_traj, (np.ndarray, torch.Tensor)):
-        arr = np.asarray(run_or_traj)
-        if arr.ndim != 2:
-            raise ValueError(f"trajectory array must be 2-D (step, param), got shape {arr.shape}")
-        traj = xr.DataArray(arr, dims=("step", "param"), coords={"step": np.arange(arr.shape[0])})
-    else:
-        raise TypeError(f"expected a Run, an xr.DataArray (step, param) or a 2-D array, got {type(run_or_traj).__name__}")
-    if set(traj.dims) != {"step", "param"}:
-        raise ValueError(f"trajectory must have dims ('step', 'param'), got {traj.dims}")
-    if np.issubdtype(traj.dtype, np.complexfloating):
-        raise ValueError("trajectory is complex; weight trajectories must be real")
-    return traj.transpose("step", "param")
-
-
-def trajectory_gram(traj: xr.DataArray, *, chunk_bytes: int = 2**27,
-                    device: str | torch.device | None = "auto") -> torch.Tensor:
-    """``Z = Θ Θᵀ`` (float64, ``step × step``), accumulated over parameter chunks of ≤ ``chunk_bytes``.
-
-    Lazy (dask/zarr) trajectories are read one chunk at a time, so the whole trajectory never has
-    to be in memory. NaN/Inf in any chunk raise ``ValueError``.
-    """
-    dev = resolve_device(device)
-    n_step, n_param = traj.shape
-    cols = max(1, int(chunk_bytes) // (8 * n_step))
-    if traj.chunks is not None:  # lazy: whole storage chunks per block, so each one is read once
-        width = traj.chunks[1][0]
-        cols = max(width, cols // width * width)
-    Z = torch.zeros(n_step, n_step, dtype=torch.float64, device=dev)
-    for i in range(0, n_param, cols):
-        block = np.asarray(traj.isel(param=slice(i, i + cols)).values)
-        b = torch.as_tensor(block).to(device=dev, dtype=torch.float64)
-        if not bool(torch.isfinite(b.sum())) and not np.isfinite(block).all():  # fast check first (as_snapshots)
-            raise ValueError(f"trajectory contains NaN/Inf in params {i}..{i + block.shape[1] - 1}")
-        Z += gram(b)
-        del block, b
-    return Z
-
-
-def hankel_gram(Z: torch.Tensor, start: int, n_rows: int, delays: int) -> torch.Tensor:
-    """Gram matrix of delay rows ``h_t = [θ_t, …, θ_{t+d−1}]``: ``h_i·h_j = Σ_k Z[i+k, j+k]``."""
-    return sum(Z[start + k:start + k + n_rows, start + k:start + k + n_rows] for k in range(delays))
-
-
-def dmd_from_gram(Zw: torch.Tensor, rank: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def window_spectrum(Zw: torch.Tensor, rank: int, n_features: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Exact DMD of consecutive rows whose Gram matrix is ``Zw`` → (eigs, residuals, |amplitudes|).
 
-    Method of snapshots ([3]_, §2.2): ``X0X0ᵀ = VΣ²Vᵀ``, ``Ã = Σ⁻¹VᵀX0X1ᵀVΣ⁻¹``; residuals in the POD
-    coordinates ψ(x) = Uᵀx with ``Ψx = VΣ``, ``Ψy = X1X0ᵀVΣ⁻¹`` ([4]_, eq. (4.6)); amplitudes from the
-    normal equations of ``Φb = x0`` with ``Φ = X1ᵀVΣ⁻¹W``, all of which only need blocks of ``Zw``.
-    Eigenvalues beyond the numerical rank are returned as NaN.
+    Method of snapshots ([3]_, §2.2) through :func:`~workbench.koopman.core.gram_dmd`; residuals in
+    the POD coordinates ([4]_, eq. (4.6)); amplitudes of ``Φb = x0`` from the normal equations, which
+    need only blocks of ``Zw``. Eigenvalues beyond the numerical rank are returned as NaN.
     """
-    m = Zw.shape[0] - 1
-    G0, C = Zw[:-1, :-1], Zw[:-1, 1:]
-    evals, evecs = torch.linalg.eigh(G0)
-    s = evals.flip(0).clamp_min(0).sqrt()
-    r = min(rank, numerical_rank(s, (m * _EPS) ** 0.5 * 10))
-    out_e = torch.full((rank,), complex("nan"), dtype=torch.complex128)
-    out_r = torch.full((rank,), float("nan"), dtype=torch.float64)
-    out_b = torch.full((rank,), float("nan"), dtype=torch.float64)
-    if r == 0:
-        return out_e, out_r, out_b
-    V, s = evecs.flip(1)[:, :r], s[:r]
-    SV = V / s
-    psi_y = C.mT @ SV
-    eigs, W = torch.linalg.eig(psi_y.mT @ SV)
-    fac = galerkin_qr(V * s, psi_y)
-    g = torch.linalg.inv(W).mT
-    res = residuals_from_qr(fac, eigs, fac.R.to(g.dtype) @ g)
-    P = SV.to(W.dtype) @ W  # Φ = X1ᵀ P
-    gram_phi = P.mH @ Zw[1:, 1:].to(P.dtype) @ P
-    b = torch.linalg.lstsq(gram_phi, P.mH @ Zw[1:, 0].to(P.dtype)).solution
-    order = _order(eigs).cpu()
-    out_e[:r], out_r[:r], out_b[:r] = eigs.cpu()[order], res.cpu()[order], b.abs().cpu()[order]
+    out_e = np.full(rank, complex("nan"))
+    out_r, out_b = np.full(rank, np.nan), np.full(rank, np.nan)
+    red = gram_dmd(Zw[:-1, :-1], Zw[:-1, 1:], rank, n_features, clip=True)
+    r = red.rank
+    if r:
+        b = red.amplitudes_from_gram(Zw[1:, 1:], Zw[1:, 0], max_cond=None)
+        out_e[:r], out_r[:r], out_b[:r] = (t.cpu().numpy() for t in (red.eigs, red.residuals, b.abs()))
     return out_e, out_r, out_b
 
 
@@ -156,20 +89,15 @@ def trajectory_spectrum(run_or_traj: Any, window: int | None = None, stride: int
     if rank > n_pairs:
         raise ValueError(f"rank={rank} exceeds the {n_pairs} snapshot pairs in a window (window − delays)")
     Z = trajectory_gram(traj, chunk_bytes=chunk_bytes, device=device)
-    steps = np.asarray(traj["step"].values) if "step" in traj.coords else np.arange(n_step)
+    steps = np.asarray(traj["step"].values)
     starts = list(range(0, n_step - window + 1, stride))
-    eigs, res, amp = [], [], []
-    for s0 in starts:
-        Zw = hankel_gram(Z, s0, window - delays + 1, delays)
-        e, r, b = dmd_from_gram(Zw, rank)
-        eigs.append(e.numpy())
-        res.append(r.numpy())
-        amp.append(b.numpy())
-    E = np.stack(eigs)
+    spectra = [window_spectrum(hankel_gram(Z, s0, window - delays + 1, delays), rank, delays * traj.shape[1])
+               for s0 in starts]
+    E, res, amp = (np.stack(v) for v in zip(*spectra))
     ds = xr.Dataset(
         {"eig_real": (("window", "eig"), E.real), "eig_imag": (("window", "eig"), E.imag),
-         "modulus": (("window", "eig"), np.abs(E)), "residual": (("window", "eig"), np.stack(res)),
-         "amplitude": (("window", "eig"), np.stack(amp))},
+         "modulus": (("window", "eig"), np.abs(E)), "residual": (("window", "eig"), res),
+         "amplitude": (("window", "eig"), amp)},
         coords={"window": np.arange(len(starts)), "eig": np.arange(rank),
                 "step_start": ("window", steps[starts]), "step_end": ("window", steps[[s + window - 1 for s in starts]])},
         attrs={"window": window, "stride": stride, "rank": rank, "delays": delays, "method": "gram (method of snapshots)",

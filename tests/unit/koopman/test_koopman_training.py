@@ -171,3 +171,36 @@ def test_low_rank_window_is_padded_with_nan_not_dropped():
     last = ds.eig_real.values[1]
     assert np.isfinite(last).sum() == 1 and np.isnan(last).sum() == 5
     assert abs(ds.eig_real.values[1, 0] - 1) < 1e-8  # a constant trajectory: eigenvalue 1
+
+
+@pytest.mark.parametrize("make", [lambda: DMD(10), lambda: HankelDMD(2, 10)], ids=["DMD", "HankelDMD"])
+def test_estimators_fit_a_labelled_trajectory_and_keep_its_coordinates(make):
+    X, lams = planted_system(n_features=40, n_time=50)
+    traj = as_da(X, every=10).assign_coords(param=np.arange(40) + 1000)
+    est = make().fit(traj)
+    assert est.dt_ == 10.0 and match_error(est.eigs_, lams) < 1e-8
+    np.testing.assert_allclose(est.omega_, np.log(est.eigs_) / 10)
+    ds = est.to_dataset()
+    assert ds.mode_real.dims == ("eig", "param")
+    np.testing.assert_array_equal(ds.param, np.arange(40) + 1000)
+    assert ds.attrs["dt"] == 10.0 and (ds.attrs["step_first"], ds.attrs["step_last"]) == (0, 490)
+    plain = make().fit(X)
+    np.testing.assert_array_equal(plain.eigs_, est.eigs_)  # the labels change nothing in the numbers
+    assert plain.dt_ == 1.0 and plain.to_dataset().mode_real.dims == ("eig", "feature")
+
+
+def test_dmd_fits_a_run_and_refuses_uneven_steps(tmp_path):
+    from workbench.store import RunStore
+
+    X, lams = planted_system(n_features=64, n_time=30)
+    run = RunStore(tmp_path).create({"kind": "koopman-test"})
+    for t, row in enumerate(X):
+        run.append_trajectory(5 * t, row)
+    dmd = DMD(10).fit(run)
+    assert dmd.dt_ == 5.0 and match_error(dmd.eigs_, lams) < 1e-4  # stored as float32
+    uneven = as_da(X).isel(step=[0, 1, 2, 4, 5, 6])
+    with pytest.raises(ValueError, match="not evenly spaced"):
+        DMD(3).fit(uneven)
+    assert DMD(3, dt=1.0).fit(uneven).dt_ == 1.0  # an explicit dt is the caller's statement
+    with pytest.raises(ValueError, match="time dim"):
+        DMD().fit(xr.DataArray(X, dims=("a", "b")))
