@@ -1,7 +1,9 @@
 """Device, dtype and seeding choices shared by every module.
 
-``resolve_device("auto")`` picks CUDA when it is available, else the CPU. Seeding goes through
-:func:`seed_everything` so that the same config + seed on CPU gives identical numbers.
+``resolve_device("auto")`` picks CUDA when it is available, else the CPU. Models and runs draw
+from their own ``torch.Generator`` (:func:`init_generator`), never from the global RNG, so runs in
+threads of one process do not disturb each other; :func:`seed_everything` is for scripts and
+notebooks that want the global RNGs seeded too.
 """
 from __future__ import annotations
 
@@ -32,6 +34,18 @@ def seed_everything(seed: int) -> torch.Generator:
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
     return torch.Generator().manual_seed(seed)
+
+
+def init_generator(seed: int | None, generator: torch.Generator | None) -> torch.Generator | None:
+    """The generator a model draws its initial weights from: ``generator``, or a fresh one seeded
+    with ``seed``, or ``None`` (torch's global RNG, as any ``nn.Module``)."""
+    if seed is not None and generator is not None:
+        raise ValueError("pass seed or generator, not both")
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    return torch.Generator().manual_seed(seed) if seed is not None else generator
 
 
 def set_deterministic(threads: int | None = None) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from workbench.device import seed_everything
 from workbench.grokking.mlp import MLP
 from workbench.store import Run, RunStore
 from workbench.tasks.modular import ModularTask, build_task
@@ -52,8 +51,7 @@ class ModularConfig:
 def train_modular(config: ModularConfig, store: RunStore, *, resume: bool = True, progress: bool = True) -> Run:
     """Create (or resume) the run for ``config`` in ``store`` and train it to ``config.steps``."""
     run = store.create(config.to_run_config())
-    seed_everything(config.seed)
-    model = MLP(**{k: v for k, v in run.config["model"].items() if k != "name"})
+    model = MLP(**{k: v for k, v in run.config["model"].items() if k != "name"}, seed=config.seed)
     task = build_task(run.config["task"])
     fit(model, task, default_optimizer(model, lr=config.lr, weight_decay=config.wd), config.steps, run=run,
         eval_every=config.eval_every, checkpoint_every=config.checkpoint_every,

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import torch
 
-from workbench.device import seed_everything
-from workbench.grokking.fourier import grokking_probe, key_frequencies
+from workbench.grokking.fourier import key_frequencies
 from workbench.grokking.phases import detect_phases
+from workbench.grokking.probe import grokking_probe
 from workbench.grokking.transformer import Transformer
 from workbench.optim.grokfast import Grokfast
 from workbench.store import Run, RunStore
@@ -133,8 +133,7 @@ def train_grokking(config: GrokkingConfig | dict, store: RunStore | str | os.Pat
     root = store if store is not None else data
     store = root if isinstance(root, RunStore) else RunStore(Path(root) if root is not None else None)
     run = store.create(config.to_run_config())
-    seed_everything(config.seed)
-    model = Transformer(**{k: v for k, v in run.config["model"].items() if k != "name"})
+    model = Transformer(**{k: v for k, v in run.config["model"].items() if k != "name"}, seed=config.seed)
     task = build_task(run.config["task"])
     probe = partial(grokking_probe, neurons=config.probe_neurons)
     fit(model, task, config.make_optimizer(model), config.steps, run=run,

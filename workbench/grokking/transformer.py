@@ -36,6 +36,7 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
+from workbench.device import init_generator
 from workbench.grokking.sparse_mix import sparse_mix
 
 
@@ -46,21 +47,21 @@ class HookPoint(nn.Module):
         return x
 
 
-def _randn(*shape: int, scale: float) -> nn.Parameter:
+def _randn(*shape: int, scale: float, generator: torch.Generator | None) -> nn.Parameter:
     # Nanda et al.'s init: N(0, 1) / sqrt(fan) for every matrix, zero biases.
-    return nn.Parameter(torch.randn(*shape) * scale)
+    return nn.Parameter(torch.randn(*shape, generator=generator) * scale)
 
 
 class Attention(nn.Module):
     """Causal multi-head attention without biases (heads × d_head)."""
 
-    def __init__(self, d_model: int, n_heads: int, d_head: int):
+    def __init__(self, d_model: int, n_heads: int, d_head: int, generator: torch.Generator | None = None):
         super().__init__()
         s = 1 / math.sqrt(d_model)
-        self.W_Q = _randn(n_heads, d_model, d_head, scale=s)
-        self.W_K = _randn(n_heads, d_model, d_head, scale=s)
-        self.W_V = _randn(n_heads, d_model, d_head, scale=s)
-        self.W_O = _randn(n_heads, d_head, d_model, scale=s)
+        self.W_Q = _randn(n_heads, d_model, d_head, scale=s, generator=generator)
+        self.W_K = _randn(n_heads, d_model, d_head, scale=s, generator=generator)
+        self.W_V = _randn(n_heads, d_model, d_head, scale=s, generator=generator)
+        self.W_O = _randn(n_heads, d_head, d_model, scale=s, generator=generator)
         self.hook_q = HookPoint()  # (batch, pos, head, d_head)
         self.hook_k = HookPoint()  # (batch, pos, head, d_head)
         self.hook_v = HookPoint()  # (batch, pos, head, d_head)
@@ -84,11 +85,11 @@ class Attention(nn.Module):
 class MLP(nn.Module):
     """``W_out ReLU(W_in x + b_in) + b_out`` applied per position."""
 
-    def __init__(self, d_model: int, d_mlp: int):
+    def __init__(self, d_model: int, d_mlp: int, generator: torch.Generator | None = None):
         super().__init__()
-        self.W_in = _randn(d_model, d_mlp, scale=1 / math.sqrt(d_model))
+        self.W_in = _randn(d_model, d_mlp, scale=1 / math.sqrt(d_model), generator=generator)
         self.b_in = nn.Parameter(torch.zeros(d_mlp))
-        self.W_out = _randn(d_mlp, d_model, scale=1 / math.sqrt(d_model))
+        self.W_out = _randn(d_mlp, d_model, scale=1 / math.sqrt(d_model), generator=generator)
         self.b_out = nn.Parameter(torch.zeros(d_model))
         self.hook_pre = HookPoint()  # (batch, pos, d_mlp)
         self.hook_post = HookPoint()  # (batch, pos, d_mlp)
@@ -101,10 +102,11 @@ class MLP(nn.Module):
 class Block(nn.Module):
     """Attention then MLP, both added to the residual stream (no LayerNorm, as in [1])."""
 
-    def __init__(self, d_model: int, n_heads: int, d_head: int, d_mlp: int):
+    def __init__(self, d_model: int, n_heads: int, d_head: int, d_mlp: int,
+                 generator: torch.Generator | None = None):
         super().__init__()
-        self.attn = Attention(d_model, n_heads, d_head)
-        self.mlp = MLP(d_model, d_mlp)
+        self.attn = Attention(d_model, n_heads, d_head, generator)
+        self.mlp = MLP(d_model, d_mlp, generator)
         self.hook_resid_pre = HookPoint()  # (batch, pos, d_model)
         self.hook_attn_out = HookPoint()
         self.hook_resid_mid = HookPoint()
@@ -124,15 +126,17 @@ class Transformer(nn.Module):
     ----------
     p : modulus; vocabulary is ``p + 1`` (token ``p`` is ``=``), outputs are the ``p`` residues.
     d_model, n_heads, d_head, d_mlp, n_layers, n_ctx : sizes (paper: 128, 4, 32, 512, 1, 3).
-    seed : if given, parameters are drawn from ``torch.Generator().manual_seed(seed)`` via the global
-        RNG (seeded here), so the same seed gives the same initial weights.
+    seed, generator : parameters are drawn from ``generator``, or from a fresh
+        ``torch.Generator().manual_seed(seed)``; with neither, from torch's global RNG (as any
+        ``nn.Module``). The global RNG is never seeded here. A seed gives the weights that
+        ``torch.manual_seed(seed)`` followed by ``Transformer(...)`` gives.
     fast : use the vocabulary-table fast path when it applies (one layer, no hooks attached, the
         same token at the last position of every row). Set ``False`` to force the full computation.
     """
 
     def __init__(self, p: int = 113, d_model: int = 128, n_heads: int = 4, d_head: int = 32,
                  d_mlp: int = 512, n_layers: int = 1, n_ctx: int = 3, seed: int | None = None,
-                 fast: bool = True):
+                 fast: bool = True, generator: torch.Generator | None = None):
         super().__init__()
         for name, val in {"p": p, "d_model": d_model, "n_heads": n_heads, "d_head": d_head, "d_mlp": d_mlp,
                               "n_layers": n_layers, "n_ctx": n_ctx}.items():
@@ -140,14 +144,13 @@ class Transformer(nn.Module):
                 raise ValueError(f"{name} must be a positive int, got {val!r}")
         if p < 2:
             raise ValueError(f"p must be >= 2, got {p}")
-        if seed is not None:
-            torch.manual_seed(seed)
+        gen = init_generator(seed, generator)
         self.p, self.d_model, self.n_heads, self.d_head = p, d_model, n_heads, d_head
         self.d_mlp, self.n_layers, self.n_ctx, self.fast = d_mlp, n_layers, n_ctx, fast
-        self.W_E = _randn(p + 1, d_model, scale=1 / math.sqrt(d_model))
-        self.W_pos = _randn(n_ctx, d_model, scale=1 / math.sqrt(d_model))
-        self.blocks = nn.ModuleList([Block(d_model, n_heads, d_head, d_mlp) for _ in range(n_layers)])
-        self.W_U = _randn(d_model, p, scale=1 / math.sqrt(p + 1))
+        self.W_E = _randn(p + 1, d_model, scale=1 / math.sqrt(d_model), generator=gen)
+        self.W_pos = _randn(n_ctx, d_model, scale=1 / math.sqrt(d_model), generator=gen)
+        self.blocks = nn.ModuleList([Block(d_model, n_heads, d_head, d_mlp, gen) for _ in range(n_layers)])
+        self.W_U = _randn(d_model, p, scale=1 / math.sqrt(p + 1), generator=gen)
         self.hook_embed = HookPoint()  # (batch, pos, d_model)
         self.hook_pos_embed = HookPoint()  # (batch, pos, d_model)
         self.hook_dict: dict[str, HookPoint] = {n: m for n, m in self.named_modules() if isinstance(m, HookPoint)}

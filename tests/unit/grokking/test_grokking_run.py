@@ -6,8 +6,11 @@ import math
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from workbench.grokking import GrokkingConfig, train_grokking
+from workbench.grokking.mlp import MLP
+from workbench.grokking.modular_run import ModularConfig, train_modular
 from workbench.store import RunStore
 
 # Small enough for ~1 min on 2 busy cores, still with a memorisation delay: p = 31, half the pairs,
@@ -105,3 +108,28 @@ def test_grokfast_run_resumes_bit_for_bit(tmp_path, mode):
     np.testing.assert_array_equal(a.step.values, b.step.values)
     for var in ("train_loss", "test_loss", "test_acc"):
         np.testing.assert_array_equal(a[var].values, b[var].values)
+
+
+def test_mlp_seed_gives_the_weights_of_the_old_global_seed_path():
+    torch.manual_seed(5)  # the old code path: global RNG seeded, then the plain layers built in order
+    old = [nn.Embedding(24, 8), nn.Linear(16, 32), nn.Linear(32, 23)]
+    before = torch.get_rng_state()
+    model = MLP(23, d_embed=8, d_hidden=32, seed=5)
+    assert torch.equal(before, torch.get_rng_state())
+    new = [model.embed, model.hidden, model.unembed]
+    for a, b in zip(old, new):
+        for (name, x), y in zip(a.named_parameters(), b.parameters()):
+            assert torch.equal(x, y), name
+
+
+def test_run_entry_points_never_touch_the_global_rng(tmp_path):
+    """Runs draw from their own generators, so runs in threads of one process cannot interleave."""
+    config = ModularConfig(p=11, d_embed=8, d_hidden=16, steps=4, checkpoint_every=2, trajectory_every=2)
+    before = torch.get_rng_state()
+    run = train_modular(config, RunStore(tmp_path / "a"), progress=False)
+    grok = train_grokking(GrokkingConfig(p=11, d_model=8, n_heads=2, d_head=4, d_mlp=16, steps=4, probe_every=2,
+                                         checkpoint_every=2, trajectory_every=2), tmp_path / "a", progress=False)
+    assert torch.equal(before, torch.get_rng_state()) and grok.state["status"] == "done"
+    torch.manual_seed(123)  # a disturbed global RNG changes nothing
+    again = train_modular(config, RunStore(tmp_path / "b"), progress=False)
+    np.testing.assert_array_equal(run.metrics().train_loss.values, again.metrics().train_loss.values)

@@ -123,3 +123,21 @@ def test_registry_seed_and_errors():
     x = torch.tensor([[1, 2, 7], [3, 4, 6]])
     assert not m1.can_use_fast(x)
     torch.testing.assert_close(m1(x), m1.forward_full(x))
+
+
+def test_seed_gives_the_global_seed_weights_without_touching_the_global_rng():
+    """``seed=`` draws from its own generator, in the order of the old ``torch.manual_seed`` path."""
+    sizes = dict(p=13, d_model=16, n_heads=2, d_head=8, d_mlp=32)
+    torch.manual_seed(7)
+    old = Transformer(**sizes)  # the old code path: global RNG seeded, then the model built
+    before = torch.get_rng_state()
+    seeded = Transformer(**sizes, seed=7)
+    assert torch.equal(before, torch.get_rng_state())
+    from_gen = Transformer(**sizes, generator=torch.Generator().manual_seed(7))
+    for name, value in old.state_dict().items():
+        assert torch.equal(value, seeded.state_dict()[name]), name
+        assert torch.equal(value, from_gen.state_dict()[name]), name
+    with pytest.raises(ValueError, match="seed or generator"):
+        Transformer(7, seed=1, generator=torch.Generator())
+    with pytest.raises(TypeError, match="torch.Generator"):
+        Transformer(7, generator=1)
