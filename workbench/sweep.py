@@ -35,7 +35,6 @@ import json
 import logging
 import math
 import os
-import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -54,10 +53,6 @@ THRESHOLD = 0.95
 ACCURACY_VARS = ("steps_to_train_95", "steps_to_test_95", "final_train_acc", "final_test_acc",
                  "final_train_loss", "final_test_loss", "final_step")
 SWEEPS_DIR = "sweeps"
-# Training seeds torch's *global* RNG (seed_everything), so two runs training in threads of one
-# process would interleave their random draws. Runs in one process are therefore serialised;
-# parallelism comes from worker processes (threads_per_worker=1).
-_TRAIN_LOCK = threading.Lock()
 
 
 # -- tasks ----------------------------------------------------------------------------------------
@@ -296,7 +291,7 @@ def run_point(spec: SweepTask, params: dict[str, Any], root: str) -> dict[str, A
     run_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     # the store reads zarr through dask: run those reads here, never as tasks on the (busy) cluster
-    with dask.config.set(scheduler="synchronous"), _TRAIN_LOCK, _run_lock(run_dir / ".sweep.lock"):
+    with dask.config.set(scheduler="synchronous"), _run_lock(run_dir / ".sweep.lock"):
         state = store.open(run_id).state if (run_dir / "config.json").exists() else {"status": "new"}
         checkpoints = store.open(run_id).checkpoint_steps() if state["status"] != "new" else []
         if state["status"] in ("done", "diverged"):
