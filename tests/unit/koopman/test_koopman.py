@@ -66,8 +66,7 @@ def test_gram_route_amplitudes_equal_least_squares_on_modes():
 
 
 def test_gram_is_symmetric_syrk_and_lstsq_from_gram_refuses_ill_conditioning():
-    from workbench.koopman.linalg import gram
-    from workbench.koopman.linalg import lstsq_from_gram
+    from workbench.koopman.linalg import gram, lstsq_from_gram
 
     A = torch.from_numpy(np.random.default_rng(0).standard_normal((7, 50)))
     assert torch.allclose(gram(A), A @ A.mT, rtol=0, atol=1e-12) and torch.equal(gram(A), gram(A).mT)
