@@ -27,7 +27,8 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 
 import numpy as np
 import torch
@@ -255,10 +256,11 @@ class Recorder:
             done = step if step is not None else self.last_step if self.last_step is not None else self.start
             self.run.update_state(status="done", step=done)
 
-    def __enter__(self) -> Recorder:
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, exc_type: type | None, exc: BaseException | None, tb: Any) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
         if exc_type is None:
             self.close()
         elif not isinstance(exc, TrainingDiverged):

@@ -37,7 +37,7 @@ class ModularConfig:
         check_range(self.steps, "steps", 1)
         if self.batch_size is not None:
             check_range(self.batch_size, "batch_size", 1)
-        self.task().train_x  # validates p (prime), op and frac now, not mid-run
+        self.task()  # validates p (prime), op and frac now, not mid-run
 
     def task(self) -> ModularTask:
         return ModularTask(p=self.p, op=self.op, frac=self.frac, seed=self.seed)

@@ -127,7 +127,7 @@ def test_registry_seed_and_errors():
 
 def test_seed_gives_the_global_seed_weights_without_touching_the_global_rng():
     """``seed=`` draws from its own generator, in the order of the old ``torch.manual_seed`` path."""
-    sizes = dict(p=13, d_model=16, n_heads=2, d_head=8, d_mlp=32)
+    sizes = {"p": 13, "d_model": 16, "n_heads": 2, "d_head": 8, "d_mlp": 32}
     torch.manual_seed(7)
     old = Transformer(**sizes)  # the old code path: global RNG seeded, then the model built
     before = torch.get_rng_state()
