@@ -34,6 +34,7 @@ from workbench.koopman.over_training import (
     trajectory_spectrum,
     wasserstein_eigs,
 )
+from workbench.koopman.piecewise import piecewise_dmd
 
 __all__ = [
     "CMD",
@@ -51,6 +52,7 @@ __all__ = [
     "cmd",
     "distance_matrix",
     "forecast",
+    "piecewise_dmd",
     "run_distance",
     "trajectory_gram",
     "trajectory_spectrum",
