@@ -7,14 +7,24 @@ import xarray as xr
 
 from tests.unit.koopman.test_koopman import planted_system
 from widgets.plots.koopman import (
+    koopman_cmd,
     koopman_distance_matrix,
     koopman_eigenvalues,
     koopman_forecast,
     koopman_modes,
+    koopman_piecewise,
     koopman_pseudospectrum,
     koopman_window_spectra,
 )
-from workbench.koopman import DMD, ResDMD, distance_matrix, forecast, trajectory_spectrum
+from workbench.koopman import (
+    DMD,
+    ResDMD,
+    cmd,
+    distance_matrix,
+    forecast,
+    piecewise_dmd,
+    trajectory_spectrum,
+)
 
 
 def traces(fig):
@@ -44,6 +54,29 @@ def test_window_spectra_pseudospectrum_distance_forecast_modes():
     fc = forecast(X, from_step=30, horizon=5, window=20, rank=10, loss_fn=lambda v: {"train_loss": float(v @ v)})
     assert len(koopman_forecast(fc).data[0].y) == 5
     assert len(koopman_modes(r.to_dataset(), n=3).data) == 3
+
+
+def test_cmd_figure_one_reference_per_mode_and_the_warmup_marker():
+    rng = np.random.default_rng(0)
+    walks = rng.standard_normal((40, 2)).cumsum(0)
+    W = walks[:, rng.integers(0, 2, 30)] * rng.uniform(0.5, 2, 30) + 0.01 * rng.standard_normal((40, 30))
+    ds = cmd(W, 2, online=True, warmup=10, chunk_steps=5)
+    fig = koopman_cmd(ds)
+    assert [t.name for t in fig.data[:2]] == [f"mode {m} ({int(ds.mode_size[m])} params)" for m in (0, 1)]
+    np.testing.assert_allclose(fig.data[0].y, ds.reference.values[0])
+    assert len(fig.data[2].y) == 40 and fig.layout.yaxis2.type == "log"
+    assert len(fig.layout.shapes) == 1 and fig.layout.shapes[0].x0 == 9  # last warm-up step
+    assert len(koopman_cmd(cmd(W, 2)).layout.shapes) == 0
+
+
+def test_piecewise_figure_one_curve_per_window_count():
+    X, _ = planted_system(n_features=20, n_time=48)
+    ds = piecewise_dmd(X, n_windows=[1, 2, 4], rank=6)
+    fig = koopman_piecewise(ds)
+    assert [t.name for t in fig.data[:3]] == ["N = 1", "N = 2", "N = 4"]
+    assert len(fig.data[0].x) == 48 and list(fig.data[3].x) == [1, 2, 4]
+    with pytest.raises(ValueError, match="step_error"):
+        koopman_piecewise(cmd(X, 2))
 
 
 def test_figures_reject_wrong_inputs():

@@ -2,7 +2,8 @@
 
 Inputs: ``DMD(...).fit(X).to_dataset()`` (dim ``eig``), ``trajectory_spectrum(...)`` (dims
 ``window``, ``eig``), ``ResDMD.pseudospectrum(...)`` (dims ``imag``, ``real``),
-``distance_matrix(...)`` (dims ``run_a``, ``run_b``) and ``forecast(...)`` (dim ``step``).
+``distance_matrix(...)`` (dims ``run_a``, ``run_b``), ``forecast(...)`` (dim ``step``), ``cmd(...)``
+(dims ``param``, ``mode``, ``step``) and ``piecewise_dmd(...)`` (dims ``n_windows``, ``window``, ``step``).
 """
 from __future__ import annotations
 
@@ -14,10 +15,12 @@ from plotly.subplots import make_subplots
 from widgets.plots._checks import require_vars
 
 __all__ = [
+    "koopman_cmd",
     "koopman_distance_matrix",
     "koopman_eigenvalues",
     "koopman_forecast",
     "koopman_modes",
+    "koopman_piecewise",
     "koopman_pseudospectrum",
     "koopman_window_spectra",
 ]
@@ -143,4 +146,49 @@ def koopman_modes(ds: xr.Dataset, n: int = 4, *, title: str = "Koopman modes (|�
         lam = complex(ds["eig_real"].values[k], ds["eig_imag"].values[k])
         fig.add_trace(go.Scatter(y=mag, mode="lines", name=f"λ={lam.real:.3f}{lam.imag:+.3f}i"))
     fig.update_layout(title=title, xaxis_title="feature", yaxis_title="|mode|", template="plotly_white")
+    return fig
+
+
+def koopman_cmd(ds: xr.Dataset, *, title: str = "Correlated modes of the training trajectory") -> go.Figure:
+    """CMD (Brokman et al. 2024): each mode's reference trajectory, and the relative error over steps.
+
+    ``ds`` from :func:`workbench.koopman.cmd`. With online CMD a dotted line marks the end of the
+    warm-up: the error after it is each checkpoint's error at arrival.
+    """
+    require_vars(ds, ("reference", "relative_error", "mode_size"), "cmd()")
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
+                        subplot_titles=("reference trajectory of each mode", "relative error ‖w − ŵ‖/‖w‖"))
+    steps = ds["step"].values
+    for m in ds["mode"].values:
+        fig.add_trace(go.Scatter(x=steps, y=ds["reference"].sel(mode=m).values, mode="lines",
+                                 name=f"mode {m} ({int(ds['mode_size'].sel(mode=m))} params)"), 1, 1)
+    fig.add_trace(go.Scatter(x=steps, y=ds["relative_error"].values, mode="lines", name="relative error",
+                             line={"color": "black"}), 2, 1)
+    n_fit = int(ds.attrs.get("n_fit_steps", steps.size))
+    if n_fit < steps.size:
+        fig.add_vline(x=float(steps[n_fit - 1]), line={"dash": "dot", "color": "grey"}, row=2, col=1)
+    fig.update_yaxes(type="log", row=2, col=1)
+    fig.update_xaxes(title_text="training step", row=2, col=1)
+    fig.update_layout(title=title, template="plotly_white", height=560, legend={"orientation": "h", "y": -0.12})
+    return fig
+
+
+def koopman_piecewise(ds: xr.Dataset, *, title: str = "Piecewise DMD: error as the number of windows grows"
+                      ) -> go.Figure:
+    """pDMD (Alla, Monti, Sgura 2024): per-step relative error for each window count N, and the
+    global / max errors against N. ``ds`` from :func:`workbench.koopman.piecewise_dmd`."""
+    require_vars(ds, ("step_error", "error", "max_error"), "piecewise_dmd()")
+    counts = ds["n_windows"].values
+    fig = make_subplots(rows=1, cols=2, column_widths=[0.65, 0.35],
+                        subplot_titles=("‖x_t − x̂_t‖/‖x_t‖", "error vs number of windows N"))
+    for n in counts:
+        err = np.maximum(ds["step_error"].sel(n_windows=n).values, 1e-16)
+        fig.add_trace(go.Scatter(x=ds["step"].values, y=err, mode="lines", name=f"N = {n}"), 1, 1)
+    for var, label in (("error", "‖X − X̂‖_F/‖X‖_F"), ("max_error", "max over steps")):
+        fig.add_trace(go.Scatter(x=counts, y=np.maximum(ds[var].values, 1e-16), mode="lines+markers", name=label),
+                      1, 2)
+    fig.update_yaxes(type="log")
+    fig.update_xaxes(title_text="training step", row=1, col=1)
+    fig.update_xaxes(title_text="N", type="log", row=1, col=2)
+    fig.update_layout(title=title, template="plotly_white")
     return fig
