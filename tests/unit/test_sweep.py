@@ -113,10 +113,10 @@ def test_sweep_matches_sequential_runs_and_is_idempotent(tmp_path, client):
 
     # resubmitting: every point is skipped and nothing in the runs is rewritten
     store = RunStore(tmp_path / "s")
-    before = {p: p.stat().st_mtime_ns for p in store.root.rglob("*") if p.is_file() and "sweeps" not in p.parts}
+    before = {p: p.stat().st_mtime_ns for p in store.root.rglob("*") if p.is_file() and "artifacts" not in p.parts}
     ds2 = sweep("modular", GRID, base=BASE, scheduler=client, data=store, progress=False)
     assert (ds2.action == "skipped").all() and ds2.sweep_id == ds.sweep_id
-    after = {p: p.stat().st_mtime_ns for p in store.root.rglob("*") if p.is_file() and "sweeps" not in p.parts}
+    after = {p: p.stat().st_mtime_ns for p in store.root.rglob("*") if p.is_file() and "artifacts" not in p.parts}
     assert after == before
     np.testing.assert_array_equal(ds2.final_test_loss.values, ds.final_test_loss.values)
 
@@ -175,3 +175,20 @@ def test_superposition_task_reproduces_the_sparsity_transition(tmp_path, client)
     assert float(sparse.represented) == 5 and float(dense.represented) < 5
     assert float(dense.dims_per_feature) > 0.8 and float(sparse.dims_per_feature) < 0.5
     assert float(sparse.loss) < float(dense.loss)
+
+
+def test_records_are_store_artifacts_and_old_records_still_open(tmp_path):
+    store = RunStore(tmp_path)
+    # a record written before the artifact area: <root>/sweeps/<id>.json
+    old = {"sweep_id": "modular-sweep-old", "task": "modular", "axes": [["wd", [0.1, 1.0]]], "base": {},
+           "points": [{"index": [i], "params": {"wd": w}, "run_id": f"modular-{i:012d}"} for i, w in
+                      enumerate([0.1, 1.0])], "status": "done", "created": "2026-01-01T00:00:00"}
+    (tmp_path / "sweeps").mkdir()
+    (tmp_path / "sweeps" / "modular-sweep-old.json").write_text(json.dumps(old))
+    assert list_sweeps(store).sweep_id.tolist() == ["modular-sweep-old"]
+    ds = load_sweep(store, "modular-sweep-old")
+    assert ds.status.values.tolist() == ["pending", "pending"] and ds.wd.values.tolist() == [0.1, 1.0]
+    with pytest.raises(KeyError, match="known sweeps: \\['modular-sweep-old'\\]"):
+        read_record(store, "nope")
+    with pytest.raises(ValueError, match="invalid"):
+        read_record(store, "../../etc")
