@@ -11,6 +11,7 @@ from torch import nn
 MODELS: dict[str, str] = {
     "mlp": "workbench.grokking.mlp:MLP",
     "transformer": "workbench.grokking.transformer:Transformer",
+    "li2": "workbench.grokking.li2:Li2MLP",
 }
 
 
