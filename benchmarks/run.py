@@ -1,7 +1,7 @@
 """Run every benchmark and write ratio tables: ``python -m benchmarks.run [--quick] [--only NAME]``.
 
 Writes ``benchmarks/results/<device>.json`` (all rows, machine info) and ``<device>.md`` (the ratio
-table the README's Performance section is generated from).
+table docs/performance.md is generated from).
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import torch
 from threadpoolctl import threadpool_info, threadpool_limits
 
 RESULTS = Path(__file__).parent / "results"
-README = Path(__file__).parent.parent / "README.md"
+README = Path(__file__).parent.parent / "docs" / "performance.md"  # the page holding the full table
 MARKERS = ("<!-- bench:start -->", "<!-- bench:end -->")
 
 
@@ -48,7 +48,7 @@ def to_markdown(rows: list[dict], header: str) -> str:
 
 
 def update_readme(table: str, readme: Path = README) -> bool:
-    """Replace the README's Performance table (between ``MARKERS``) with ``table``; False if no markers."""
+    """Replace the table between ``MARKERS`` of ``readme`` (docs/performance.md) with ``table``; False if no markers."""
     text = readme.read_text()
     start, end = text.find(MARKERS[0]), text.find(MARKERS[1])
     if start < 0 or end < start:
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     table = to_markdown(rows, header)
     (RESULTS / f"{stem}.md").write_text(table)
     if not args.quick and update_readme(table):
-        print(f"[bench] README.md Performance section updated from {stem}.md")
+        print(f"[bench] {README.relative_to(README.parents[1])} table updated from {stem}.md")
     print(table)
     return 0
 

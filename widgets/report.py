@@ -35,15 +35,19 @@ import tempfile
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import plotly
 import plotly.graph_objects as go
 import xarray as xr
 
-from workbench.store import Run, RunStore
+if TYPE_CHECKING:  # imported where used, so the docs build can use the notebook helpers without torch
+    from workbench.store import Run, RunStore
 
-__all__ = ["Report", "Section", "build_report", "render_html", "write_report"]
+__all__ = ["Report", "Section", "add_plotly_html", "build_report", "export_notebook_html", "render_html",
+           "write_report"]
+PLOTLY_MIME = "application/vnd.plotly.v1+json"
 
 MAX_ESDS = 2          # ESD figures per report (the first layers in model order)
 KOOPMAN_WINDOW = 30   # recorded trajectory steps per DMD window
@@ -135,7 +139,11 @@ def _grokking(run: Run) -> Section | None:
 def _superposition(run: Run) -> Section | None:
     if "toy" not in run.groups():
         return None
-    from widgets.plots.superposition import dimensionality_scatter, feature_directions, superposition_grid
+    from widgets.plots.superposition import (
+        dimensionality_scatter,
+        feature_directions,
+        superposition_grid,
+    )
     from workbench.superposition import analyze
 
     ds = run.metrics("toy")
@@ -164,7 +172,12 @@ def _spectrum(run: Run) -> Section | None:
     has_probe = "spectrum" in run.groups()
     if not steps and not has_probe:
         return None
-    from widgets.plots.spectrum import alpha_by_layer, esd_plot, metric_table, spectrum_over_training
+    from widgets.plots.spectrum import (
+        alpha_by_layer,
+        esd_plot,
+        metric_table,
+        spectrum_over_training,
+    )
     from workbench.spectrum import analyze
 
     figs, tables, text = [], [], "Martin & Mahoney (2021) heavy-tailed self-regularisation"
@@ -223,6 +236,8 @@ def build_report(store: RunStore, run_id: str) -> Report:
     ValueError
         ``run_id`` is not a valid id, or the run recorded no metrics yet.
     """
+    from workbench.store import RunStore
+
     if not isinstance(store, RunStore):
         raise TypeError(f"store must be a workbench.store.RunStore, got {type(store).__name__}")
     run = store.open(run_id)
@@ -233,7 +248,7 @@ def build_report(store: RunStore, run_id: str) -> Report:
     for lens, build in LENSES.items():
         try:
             section = build(run)
-        except Exception as exc:  # one lens failing must not lose the others; it is named in the page
+        except Exception as exc:  # noqa: BLE001 - one lens failing must not lose the others; it is named
             skipped.append((lens, f"{exc.__class__.__name__}: {exc}"))
             continue
         if section is not None:
@@ -242,14 +257,61 @@ def build_report(store: RunStore, run_id: str) -> Report:
 
 
 # -- rendering -----------------------------------------------------------------------------------
+def plotly_js_path() -> Path:
+    """The plotly.js bundle shipped with plotly.py (the docs site serves this file too)."""
+    return Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+
+
+def _safe_json(obj) -> str:
+    """JSON that cannot close its ``<script>`` element early ("<", ">" and "&" as \\u escapes)."""
+    return json.dumps(obj).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def figure_html(figure_json: str, div_id: str) -> str:
+    """A placeholder ``<div>`` and the figure's JSON; :data:`RENDER_JS` draws it once plotly.js is loaded."""
+    return (f'<div class="wb-plot" id="{div_id}"></div><script type="application/json" class="wb-figure" '
+            f'data-target="{div_id}">{figure_json}</script>')
+
+
+def add_plotly_html(nb: dict, prefix: str = "wb-nbfig") -> int:
+    """Give every plotly output of notebook ``nb`` (nbformat dict) an HTML form, in place.
+
+    papermill keeps figures as ``application/vnd.plotly.v1+json`` only, which nbconvert does not
+    draw; each such output gets a ``text/html`` entry from :func:`figure_html` (the figure's
+    JSON plus a target ``<div>``), drawn by :data:`RENDER_JS` on a page that loads plotly.js once.
+    Returns the number of figures converted.
+    """
+    n = 0
+    for cell in nb.get("cells", []):
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if PLOTLY_MIME in data:
+                fig = data[PLOTLY_MIME]
+                fig = json.loads(fig) if isinstance(fig, str) else fig
+                data["text/html"] = figure_html(_safe_json(fig), f"{prefix}-{n}")
+                n += 1
+    return n
+
+
 @lru_cache(maxsize=1)
 def _plotly_js_packed() -> str:
     """plotly.js (the copy bundled with plotly.py), gzip-compressed and base64-encoded."""
-    path = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
-    return base64.b64encode(gzip.compress(path.read_bytes(), compresslevel=9, mtime=0)).decode("ascii")
+    return base64.b64encode(gzip.compress(plotly_js_path().read_bytes(), compresslevel=9, mtime=0)).decode("ascii")
 
 
-_LOADER = """
+#: Draws every ``script.wb-figure`` of the page into its target div (needs ``Plotly`` loaded).
+RENDER_JS = """
+async function wbRenderFigures() {
+  for (const el of document.querySelectorAll("script.wb-figure")) {
+    const target = document.getElementById(el.dataset.target);
+    if (!target || target.classList.contains("js-plotly-plot")) continue;
+    const fig = JSON.parse(el.textContent);
+    await Plotly.newPlot(target, fig.data, fig.layout || {}, {responsive: true, displaylogo: false});
+  }
+}
+"""
+
+_LOADER = RENDER_JS + """
 (async () => {
   const status = document.getElementById("wb-status");
   try {
@@ -261,11 +323,7 @@ _LOADER = """
     const s = document.createElement("script");
     s.textContent = code;
     document.head.appendChild(s);
-    for (const el of document.querySelectorAll("script.wb-figure")) {
-      const fig = JSON.parse(el.textContent);
-      await Plotly.newPlot(el.dataset.target, fig.data, fig.layout,
-                           {responsive: true, displaylogo: false});
-    }
+    await wbRenderFigures();
     status.remove();
     document.body.dataset.plotted = "true";
   } catch (err) {
@@ -278,7 +336,7 @@ _LOADER = """
 _CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:0 auto;max-width:1100px;padding:1rem 2rem;color:#222}
 h1{font-size:1.6rem;margin-bottom:.2rem} h2{margin-top:2.2rem;border-bottom:1px solid #ddd;padding-bottom:.2rem}
-.meta{color:#555} nav a{margin-right:1rem} .figure{min-height:420px;margin:1rem 0}
+.meta{color:#555} nav a{margin-right:1rem} .wb-plot{min-height:420px;margin:1rem 0}
 table{border-collapse:collapse;font-size:.85rem} td,th{padding:.2rem .6rem;border-bottom:1px solid #eee;text-align:right}
 details pre{background:#f6f8fa;padding:.6rem;overflow:auto;font-size:.8rem} .skipped{color:#a33}
 """
@@ -301,23 +359,20 @@ def render_html(report: Report) -> str:
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
         f"<title>workbench report · {esc(report.run_id)}</title>", f"<style>{_CSS}</style></head><body>",
         f"<h1>Run {esc(report.run_id)}</h1>",
-        f'<p class="meta">kind <b>{esc(str(report.config.get("kind", "?")))}</b> · status '
+        (f'<p class="meta">kind <b>{esc(str(report.config.get("kind", "?")))}</b> · status '
         f'{esc(str(state.get("status")))} · step {esc(str(state.get("step")))} · created '
-        f'{esc(str(state.get("created")))} · written by <code>workbench report</code></p>',
+        f'{esc(str(state.get("created")))} · written by <code>workbench report</code></p>'),
         '<p id="wb-status">Drawing the figures… (this page needs JavaScript; it loads nothing from the network)</p>',
         "<nav>" + "".join(f'<a href="#{s.lens}">{esc(s.title)}</a>' for s in report.sections) + "</nav>",
     ]
     if summary:
         parts.append("<p>" + " · ".join(f"{esc(k)} <b>{esc(_fmt(v))}</b>" for k, v in summary.items()) + "</p>")
-    figure_scripts, n = [], 0
+    n = 0
     for section in report.sections:
         parts += [f'<section id="{section.lens}"><h2>{esc(section.title)}</h2>', f"<p>{esc(section.text)}</p>"]
         for fig in section.figures:
-            div = f"wb-fig-{n}"
-            parts.append(f'<div class="figure" id="{div}"></div>')
             # "</" cannot end the JSON's script element early: plotly escapes "<" and ">" in to_json
-            figure_scripts.append(f'<script type="application/json" class="wb-figure" data-target="{div}">'
-                                  f"{fig.to_json()}</script>")
+            parts.append(figure_html(fig.to_json(), f"wb-fig-{n}"))
             n += 1
         parts += section.tables
         parts.append("</section>")
@@ -327,10 +382,49 @@ def render_html(report: Report) -> str:
     parts += ["<h2>Config</h2>", "<details open><summary>config.json</summary><pre>"
               + esc(json.dumps(report.config, indent=1)) + "</pre></details>",
               "<details><summary>state.json</summary><pre>" + esc(json.dumps(state, indent=1)) + "</pre></details>"]
-    parts += figure_scripts
-    parts.append(f'<script type="application/octet-stream" id="wb-plotlyjs">{_plotly_js_packed()}</script>')
-    parts.append(f"<script>{_LOADER}</script></body></html>")
+    parts.append(_packed_plotly_scripts())
+    parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def _packed_plotly_scripts() -> str:
+    return (f'<script type="application/octet-stream" id="wb-plotlyjs">{_plotly_js_packed()}</script>\n'
+            f"<script>{_LOADER}</script>")
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a report is a file to share
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def export_notebook_html(notebook: str | os.PathLike, out: str | os.PathLike) -> Path:
+    """An executed notebook as one self-contained HTML file, its plotly figures drawn offline.
+
+    nbconvert's HTML export with :func:`add_plotly_html` applied and plotly.js inlined once (packed
+    as in the reports). The notebook test harness keeps one per executed notebook.
+    """
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    nb = nbformat.read(str(notebook), as_version=4)
+    add_plotly_html(nb)
+    body, _ = HTMLExporter(template_name="lab").from_notebook_node(nb)
+    marker = "</body>"
+    status = '<p id="wb-status" style="display:none"></p>'
+    body = body.replace(marker, status + _packed_plotly_scripts() + marker) if marker in body else body + \
+        status + _packed_plotly_scripts()
+    path = Path(out)
+    _atomic_write_text(path, body)
+    return path
 
 
 def write_report(store: RunStore, run_id: str, out: str | os.PathLike | None = None) -> tuple[Path, Report]:
@@ -350,16 +444,5 @@ def write_report(store: RunStore, run_id: str, out: str | os.PathLike | None = N
     if not path.parent.is_dir():
         raise ValueError(f"cannot write {path}: directory {path.parent} does not exist (create it first)")
     report = build_report(store, run_id)   # every check that reads the run comes before any write
-    text = render_html(report)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a report is a file to share
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    _atomic_write_text(path, render_html(report))
     return path, report
