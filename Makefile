@@ -7,13 +7,15 @@ TORCH  := torch==2.13.0
 STAMP  := $(VENV)/.installed
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
-.PHONY: venv demo test test-fast serve lab bench bench-quick chromium clean help
+.PHONY: venv demo test test-fast serve lab bench bench-quick chromium docs screenshots clean help
 
 help:
 	@echo "make demo   - create .venv, install, train the default run (MLP on a+b mod 97)"
 	@echo "make test   - create/update .venv, install test deps (+ Debian chromium), run the suite"
 	@echo "make serve  - dashboard on http://127.0.0.1:5006   make lab - JupyterLab"
-	@echo "make bench  - benchmarks → benchmarks/results/"
+	@echo "make bench  - benchmarks → benchmarks/results/ and docs/performance.md"
+	@echo "make docs   - the documentation site → build/site (open build/site/index.html)"
+	@echo "make screenshots - regenerate the lens pictures of the README and docs (headless chromium)"
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -37,8 +39,17 @@ chromium:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; fi; }
 
+# The docs are built last, --strict (a broken link fails), so they render the notebooks just executed.
 test: $(STAMP) chromium
 	OMP_NUM_THREADS=1 TQDM_DISABLE=1 WORKBENCH_CHROMIUM=$$(command -v chromium) $(VENV)/bin/pytest -q -ra
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
+
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build
+	@echo "docs: build/site/index.html"
+
+screenshots: $(STAMP) chromium
+	OMP_NUM_THREADS=1 TQDM_DISABLE=1 WORKBENCH_CHROMIUM=$$(command -v chromium) $(PY) docs/_screenshots.py
 
 test-fast: $(STAMP)
 	OMP_NUM_THREADS=1 TQDM_DISABLE=1 $(VENV)/bin/pytest -q -ra -m "not slow and not ui"
