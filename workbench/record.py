@@ -40,6 +40,7 @@ from workbench.trajectory import ParameterRecorder
 
 FLUSH_COST_FACTOR = 50  # metrics are written at most every 50x the last write's duration (<= 2% of the time)
 Probe = Callable[[nn.Module, Any], xr.Dataset]
+TRAJECTORY, CHECKPOINT = ("trajectory",), ("checkpoint",)  # keys beside probe names in Recorder._done
 
 
 class TrainingDiverged(FloatingPointError):
@@ -125,6 +126,7 @@ class Recorder:
         self.rows: list[dict] = []  # logged metric rows of this session (the "train" group)
         self._sent = 0  # rows already in the store
         self._probed: dict[str, list[xr.Dataset]] = {}
+        self._done: dict[str | tuple[str], int] = {}  # probe name / TRAJECTORY / CHECKPOINT → last step done
         self._last_flush, self._flush_cost = time.monotonic(), 0.0
 
     # -- start ---------------------------------------------------------------------------------
@@ -193,17 +195,21 @@ class Recorder:
 
     def step(self, step: int, *, final: bool = False) -> None:
         """Run what is due at ``step`` (updates done so far): probes, trajectory, checkpoint; else a
-        timed flush. ``final`` marks the last step (probes and a checkpoint run whatever the cadence)."""
+        timed flush. ``final`` marks the last step (probes and a checkpoint run whatever the cadence).
+        A second call at the same step does only what the first did not."""
         self.last_step = step
         if self.run is None:
             return
         for name, (probe, every) in self.probes.items():
-            if step % every == 0 or final:
+            if (step % every == 0 or final) and self._done.get(name) != step:
                 self._probed.setdefault(name, []).append(self._probe(name, probe).expand_dims(step=[step]))
-        if self.trajectory is not None and self.trajectory_every and step % self.trajectory_every == 0:
+                self._done[name] = step
+        if (self.trajectory is not None and self.trajectory_every and step % self.trajectory_every == 0
+                and self._done.get(TRAJECTORY) != step):
             self.run.append_trajectory(step, self.trajectory(self.model), attrs=self.trajectory.attrs())
+            self._done[TRAJECTORY] = step
         due = final or (self.checkpoint_every and step % self.checkpoint_every == 0)
-        if due and (step > self.start or step == 0):
+        if due and (step > self.start or step == 0) and self._done.get(CHECKPOINT) != step:
             self.save_checkpoint(step)
         elif time.monotonic() - self._last_flush > max(self.flush_seconds, FLUSH_COST_FACTOR * self._flush_cost):
             started = time.monotonic()
@@ -229,6 +235,7 @@ class Recorder:
         self.flush()
         self.run.save_checkpoint(step, self.model, self.optimizer,
                                  {name: _state_of(obj) for name, obj in self.state.items()})
+        self._done[CHECKPOINT] = step
 
     def flush(self) -> None:
         """Append buffered rows and probe results to the run; update its step and summary."""
