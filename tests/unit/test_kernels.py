@@ -69,10 +69,9 @@ def _ks_naive(x: np.ndarray, alpha: np.ndarray, first: int) -> np.ndarray:
 
 # --- power-law fit -----------------------------------------------------------------------------
 @pytest.mark.parametrize("chunk", [1, 97, 1 << 17])
-def test_ks_all_cpu_matches_double_loop(monkeypatch, chunk):
+def test_ks_all_cpu_matches_double_loop(chunk):
     # the reference's blocked-triangle KS step, one candidate per block up to a single block
-    from workbench.spectrum import power_law as spectrum_fit
-    monkeypatch.setattr(spectrum_fit, "_CHUNK_ELEMS", chunk)
+    from workbench.spectrum.power_law import ks_distances
     x = torch.sort(_spectra(0), dim=-1).values
     keep = x > 1e-5
     first = (~keep).sum(-1)
@@ -81,7 +80,7 @@ def test_ks_all_cpu_matches_double_loop(monkeypatch, chunk):
     n_tail = (n - torch.arange(n)).to(torch.float64).expand_as(x)
     s = torch.flip(torch.cumsum(torch.flip(logx, [-1]), -1), [-1]) - n_tail * logx
     alpha = 1 + n_tail / s
-    ks = spectrum_fit._ks_all(logx, alpha, n_tail).numpy()
+    ks = ks_distances(logx, alpha, n_tail, chunk_elems=chunk).numpy()
     for r in range(x.shape[0]):
         f = int(first[r])
         ref = _ks_naive(x[r].numpy(), alpha[r].numpy(), f)
@@ -90,7 +89,7 @@ def test_ks_all_cpu_matches_double_loop(monkeypatch, chunk):
 
 @needs_triton
 def test_ks_kernel_matches_double_loop():
-    from workbench.spectrum.power_law_kernel import _ks_triton
+    from workbench.spectrum.power_law_kernel import ks_distances_triton
     x = torch.sort(_spectra(0), dim=-1).values.to(DEV)
     keep = x > 1e-5
     first = (~keep).sum(-1)
@@ -98,7 +97,7 @@ def test_ks_kernel_matches_double_loop():
     n = x.shape[1]
     s = torch.flip(torch.cumsum(torch.flip(logx, [-1]), -1), [-1]) - (n - torch.arange(n, device=DEV)) * logx
     alpha = 1 + (n - torch.arange(n, device=DEV)) / s
-    ks = _ks_triton(logx, alpha, first, block_i=16, block_j=16).cpu().numpy()
+    ks = ks_distances_triton(logx, alpha, first, block_i=16, block_j=16).cpu().numpy()
     for r in range(x.shape[0]):
         f = int(first[r])
         ref = _ks_naive(x[r].cpu().numpy(), alpha[r].cpu().numpy(), f)

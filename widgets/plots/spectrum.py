@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 import xarray as xr
 
 from widgets.plots._checks import require_vars
-from workbench.spectrum.power_law import mp_density
+from workbench.spectrum.marchenko_pastur import mp_density
 
 from .grokking import _shade
 

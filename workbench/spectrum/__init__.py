@@ -1,29 +1,30 @@
 """Weight-spectrum lens: ESDs, heavy-tail alpha, norms, ranks and conditioning of every layer.
 
-:func:`analyze` (one row per layer), :func:`esd`, :func:`fit_power_law` (Clauset et al. 2009), the
-Marchenko-Pastur pieces (:func:`mp_density`, :func:`mp_spikes`), and the over-training measures
-(:func:`delta_rank`, :func:`make_spectrum_probe`). Fast paths beside their references: the ctypes
-LAPACK eigensolver (:mod:`~workbench.spectrum.lapack`), batched Gram eigenvalues
-(:mod:`~workbench.spectrum.gram_eigvalsh`) and the Triton power-law fit
-(:mod:`~workbench.spectrum.power_law_kernel`).
+:func:`analyze` (one row per layer, of a module, a state dict, a safetensors file, a Hugging Face
+model directory or a torch checkpoint; a ``skipped`` report of everything else; bootstrap
+intervals of alpha; Dask tasks per layer), :func:`esd`, :func:`fit_power_law` (Clauset et al.
+2009), the Marchenko-Pastur pieces (:func:`mp_density`, :func:`mp_spikes`), and the
+over-training measures (:func:`delta_rank`, :func:`make_spectrum_probe`). Fast paths beside their
+references: the ctypes LAPACK eigensolver (:mod:`~workbench.spectrum.lapack`), batched Gram
+eigenvalues (:mod:`~workbench.spectrum.gram_eigvalsh`) and the Triton power-law fit
+(:mod:`~workbench.spectrum.power_law_kernel`). The guide: docs/spectrum.md.
 
 References
 ----------
 Martin & Mahoney (2021), JMLR 22; Clauset, Shalizi & Newman (2009), SIAM Review 51.
 """
-from workbench.spectrum.analysis import (
-    METRICS,
-    analyze,
-    esd,
-    fit_power_law,
-    layer_esds,
-    layer_matrices,
-)
+from workbench.spectrum.analysis import SKIPPED_VARS, analyze, esd, layer_esds
+from workbench.spectrum.bootstrap import bootstrap_alpha
+from workbench.spectrum.export import skipped_table, summary_table, write_result
+from workbench.spectrum.marchenko_pastur import mp_density, mp_spikes
+from workbench.spectrum.metrics import METRICS, effective_rank
 from workbench.spectrum.over_training import delta_rank, make_spectrum_probe, spectrum_probe
-from workbench.spectrum.power_law import effective_rank, mp_density, mp_spikes, power_law_batch
+from workbench.spectrum.power_law import fit_power_law, power_law_batch
+from workbench.spectrum.weights import WeightsError, open_weights
 
 __all__ = [
-    "METRICS", "analyze", "delta_rank", "effective_rank", "esd", "fit_power_law", "layer_esds",
-    "layer_matrices", "make_spectrum_probe", "mp_density", "mp_spikes", "power_law_batch",
-    "spectrum_probe",
+    "METRICS", "SKIPPED_VARS", "WeightsError", "analyze", "bootstrap_alpha", "delta_rank",
+    "effective_rank", "esd", "fit_power_law", "layer_esds", "make_spectrum_probe", "mp_density",
+    "mp_spikes", "open_weights", "power_law_batch", "skipped_table", "spectrum_probe",
+    "summary_table", "write_result",
 ]

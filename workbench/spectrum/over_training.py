@@ -16,26 +16,25 @@ import xarray as xr
 from torch import nn
 
 from workbench.parallel import torch_threads
-from workbench.spectrum.analysis import (
-    LayerMatrices,
-    _select,
-    analyze,
-    layer_matrices,
-)
-from workbench.spectrum.power_law import effective_rank
+from workbench.spectrum.analysis import SKIPPED_VARS, analyze
+from workbench.spectrum.layers import module_layers, to_matrices
+from workbench.spectrum.metrics import effective_rank
+from workbench.spectrum.selection import open_model, select_layers
 
 __all__ = ["delta_rank", "make_spectrum_probe", "spectrum_probe"]
 
-
-def _state_matrices(model: nn.Module, split_attention: bool) -> dict[str, LayerMatrices]:
-    return {lay.name: lay for lay in layer_matrices(model, split_attention=split_attention)}
+LayerWeights = dict[str, list[torch.Tensor]]  # layer name → its matrices
 
 
-def _init_layers(model: nn.Module, init_state, split_attention: bool) -> dict[str, LayerMatrices]:
+def _state_matrices(model: nn.Module, split_attention: bool) -> LayerWeights:
+    tensors, lays, _ = module_layers(model, split_attention=split_attention)
+    return {lay.name: to_matrices(tensors[lay.key], lay.part) for lay in lays}
+
+
+def _init_layers(model: nn.Module, init_state, split_attention: bool) -> LayerWeights:
     """W_0 read through the same layer rules as W (``init_state``: a state_dict, a model, or the
     result of a previous call, which is returned as is)."""
-    if isinstance(init_state, dict) and init_state and all(
-            isinstance(v, LayerMatrices) for v in init_state.values()):
+    if isinstance(init_state, dict) and init_state and all(isinstance(v, list) for v in init_state.values()):
         return init_state
     if isinstance(init_state, nn.Module):
         init_state = init_state.state_dict()
@@ -66,14 +65,15 @@ def delta_rank(model: nn.Module, init_state: Mapping[str, torch.Tensor] | nn.Mod
 
 
 def _delta_rank(model: nn.Module, init_state, min_evals: int, split_attention: bool) -> xr.Dataset:
-    lays = _select(model, None, min_evals, 10**9, 10**9, split_attention)
-    lays0 = _init_layers(model, init_state, split_attention)
+    weights = open_model(model, split_attention=split_attention)
+    lays, _ = select_layers(weights, min_evals=min_evals, max_evals=10**9, max_n=10**9)
+    init = _init_layers(model, init_state, split_attention)
     rows = {"delta_stable_rank": [], "delta_effective_rank": [], "delta_rel_norm": []}
     for lay in lays:
-        lay0 = lays0[lay.name]
-        d = [(a.to(torch.float64) - b.to(torch.float64)) for a, b in zip(lay.mats, lay0.mats)]
+        mats, mats0 = to_matrices(weights.reader.tensor(lay.key), lay.part), init[lay.name]
+        d = [(a.to(torch.float64) - b.to(torch.float64)) for a, b in zip(mats, mats0)]
         ev = torch.sort(torch.cat([torch.linalg.svdvals(x) ** 2 for x in d])).values
-        fro2, w0 = float(ev.sum()), sum(float((b.to(torch.float64) ** 2).sum()) for b in lay0.mats)
+        fro2, w0 = float(ev.sum()), sum(float((b.to(torch.float64) ** 2).sum()) for b in mats0)
         rows["delta_stable_rank"].append(fro2 / float(ev[-1]) if float(ev[-1]) > 0 else 0.0)
         rows["delta_effective_rank"].append(float(effective_rank(ev)) if fro2 > 0 else 0.0)
         rows["delta_rel_norm"].append(np.sqrt(fro2 / w0) if w0 > 0 else np.nan)
@@ -101,11 +101,12 @@ def make_spectrum_probe(init_state: Mapping[str, torch.Tensor] | None = None, *,
     Use as ``fit(..., probes={"spectrum": (make_spectrum_probe(model.state_dict()), 500)})``.
     """
     init = None if init_state is None else {k: v.detach().clone() for k, v in init_state.items()}
-    cache: dict[str, dict[str, LayerMatrices]] = {}
+    cache: dict[str, LayerWeights] = {}
 
     def spectrum_probe(model: nn.Module, task=None) -> xr.Dataset:
         ds = analyze(model, mp_fit=mp_fit, precision=precision, **kwargs)
-        ds = ds.drop_vars([c for c in ("layer_type", "N", "M", "rf", "num_evals") if c in ds.coords])
+        ds = ds.drop_vars([c for c in ("layer_type", "N", "M", "rf", "num_evals", *SKIPPED_VARS, "skipped")
+                           if c in ds.variables])
         if init is not None:
             if "w0" not in cache:  # W_0 matrices extracted once, not at every call
                 cache["w0"] = _init_layers(model, init, kwargs.get("split_attention", True))

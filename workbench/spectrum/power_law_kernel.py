@@ -8,8 +8,8 @@ Newman 2009, SIAM Review 51):
 
 and xmin = argmin_i D_i. The O(n^2) part, D_i for all (layer, candidate) pairs, is one Triton
 launch over a ``(layer, candidate block)`` grid; each program streams the layer's tail in blocks.
-Everything else (sort, suffix sums, weightwatcher's candidate rules, argmin) is O(n) torch and
-is literally the reference's code (see :func:`_reference_with_ks`).
+Everything else (sort, suffix sums, weightwatcher's candidate rules, argmin) is O(n) torch: the
+reference itself, called with the kernel as its KS step (``power_law_batch(..., ks=...)``).
 
 The **reference** is the spectrum lens' vectorised torch fit,
 :func:`workbench.spectrum.power_law.power_law_batch` (weightwatcher 0.7.7 conventions); the
@@ -23,7 +23,6 @@ layer costs O(n_fit^2), not O(n_max^2).
 from __future__ import annotations
 
 import math
-import types
 from collections import defaultdict
 from collections.abc import Sequence
 
@@ -37,9 +36,11 @@ from workbench.backend import (
     tl,
     triton,
 )
+from workbench.spectrum.power_law import EVALS_THRESH, power_law_batch
 from workbench.validation import as_tensor
 
-__all__ = ["pad_spectra", "power_law_fit", "power_law_fit_torch", "power_law_fit_triton"]
+__all__ = ["ks_distances_triton", "pad_spectra", "power_law_fit", "power_law_fit_torch",
+           "power_law_fit_triton"]
 
 if HAS_TRITON:
 
@@ -114,12 +115,14 @@ def _as_batch(evals, thresh: float, device: torch.device) -> tuple[torch.Tensor,
 
 def power_law_fit_torch(x: torch.Tensor, thresh: float) -> dict[str, torch.Tensor]:
     """The reference: the spectrum lens' :func:`~workbench.spectrum.power_law.power_law_batch`."""
-    from workbench.spectrum.power_law import power_law_batch  # lazy: the lens may import kernels
     return power_law_batch(x, thresh=thresh)
 
 
-def _ks_triton(logx: torch.Tensor, alpha: torch.Tensor, first: torch.Tensor,
-               block_i: int = 32, block_j: int = 64) -> torch.Tensor:
+def ks_distances_triton(logx: torch.Tensor, alpha: torch.Tensor, first: torch.Tensor,
+                        block_i: int = 32, block_j: int = 64) -> torch.Tensor:
+    """:func:`~workbench.spectrum.power_law.ks_distances` of every (row, candidate) in one launch
+    of :func:`_ks_kernel`; ``first`` (b,) is each row's first fitted index (programs below it
+    return at once)."""
     b, n = logx.shape
     logx, alpha = logx.contiguous(), alpha.contiguous()
     check_runnable(_ks_kernel, logx.device)
@@ -130,39 +133,21 @@ def _ks_triton(logx: torch.Tensor, alpha: torch.Tensor, first: torch.Tensor,
     return ks
 
 
-def _reference_with_ks(ks_fn):
-    """The reference :func:`~workbench.spectrum.power_law.power_law_batch` with its KS step
-    (the module-level ``_ks_all(logx, alpha, n_tail)``) bound to ``ks_fn``.
-
-    Same code object, fresh globals: every rule of the reference (candidate set, small-sample fit,
-    fallbacks, argmin) runs unchanged and stays in step with the lens; only the O(n^2) KS
-    evaluation moves to the kernel. Thread-safe (nothing is patched in place).
-    """
-    from workbench.spectrum import power_law as spectrum_fit
-    ref = spectrum_fit.power_law_batch
-    if "_ks_all" not in ref.__code__.co_names:
-        raise RuntimeError("workbench.spectrum.power_law.power_law_batch no longer calls _ks_all; "
-                           "update workbench.spectrum.power_law_kernel to its new KS step")
-    glb = dict(ref.__globals__)
-    glb["_ks_all"] = ks_fn
-    fn = types.FunctionType(ref.__code__, glb, ref.__name__, ref.__defaults__, ref.__closure__)
-    fn.__kwdefaults__ = ref.__kwdefaults__
-    return fn
-
-
 def power_law_fit_triton(evals: torch.Tensor, thresh: float, *, block_i: int = 32,
                          block_j: int = 64) -> dict[str, torch.Tensor]:
-    """The reference fit with the KS distances of all (layer, candidate) pairs from one Triton
-    launch (:func:`_ks_kernel`); see :func:`_reference_with_ks`."""
+    """The reference fit :func:`~workbench.spectrum.power_law.power_law_batch` with its KS step
+    (``ks=``) the Triton launch :func:`ks_distances_triton`: every rule of the reference
+    (candidate set, small-sample fit, fallbacks, argmin) runs unchanged; only the O(n^2) KS
+    evaluation moves to the kernel."""
     if not HAS_TRITON:
         raise RuntimeError("triton is not importable; use backend='torch'")
     x = torch.sort(evals.to(torch.float64), dim=-1).values
     first = (~(x > thresh)).sum(-1)  # the reference's first fitted index (its sort is the same)
 
-    def ks_fn(logx: torch.Tensor, alpha: torch.Tensor, n_tail: torch.Tensor) -> torch.Tensor:
-        return _ks_triton(logx, alpha, first, block_i, block_j)
+    def ks(logx: torch.Tensor, alpha: torch.Tensor, n_tail: torch.Tensor) -> torch.Tensor:
+        return ks_distances_triton(logx, alpha, first, block_i, block_j)
 
-    return _reference_with_ks(ks_fn)(x, thresh=thresh)
+    return power_law_batch(x, thresh=thresh, ks=ks)
 
 
 def power_law_fit(evals, *, thresh: float | None = None, device=None,
@@ -188,9 +173,7 @@ def power_law_fit(evals, *, thresh: float | None = None, device=None,
         ``ks_distance``, ``tail_size`` (eigenvalues >= xmin), ``n_fit`` (eigenvalues > thresh);
         NaN / 0 for layers with fewer than 2 fitted eigenvalues.
     """
-    if thresh is None:
-        from workbench.spectrum.power_law import EVALS_THRESH
-        thresh = EVALS_THRESH
+    thresh = EVALS_THRESH if thresh is None else thresh
     if not isinstance(thresh, (int, float)) or isinstance(thresh, bool) or not math.isfinite(thresh):
         raise ValueError(f"thresh must be a finite float, got {thresh!r}")
     dev = target_device(device, evals)

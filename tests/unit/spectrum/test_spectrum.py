@@ -312,7 +312,8 @@ def test_bare_parameter_weights_of_the_transformer():
 def test_gram_routes_match_svd(threads):
     # syrk + dsyevd on the CPU (both trans cases, a non-contiguous slice) and the batched torch
     # route used on GPUs, against float64 squared singular values
-    from workbench.spectrum.analysis import _evals_cpu, _evals_torch
+    from workbench.parallel import WorkerPool
+    from workbench.spectrum.eigen import matrix_evals, matrix_evals_torch, single_threaded_blas
 
     gen = torch.Generator().manual_seed(0)
     conv = torch.randn(8, 40, 3, generator=gen)
@@ -321,35 +322,32 @@ def test_gram_routes_match_svd(threads):
     dtypes = [torch.float32, torch.float32, torch.float64, torch.float64, torch.float64]
     ref = [torch.sort(torch.linalg.svdvals(m.double()) ** 2).values for m in mats]
     names = [f"m{k}" for k in range(len(mats))]
-    for got in (_evals_cpu(mats, dtypes, names, threads), _evals_torch(mats, dtypes, names, torch.device("cpu"))):
+    with WorkerPool(threads) as pool, single_threaded_blas():
+        cpu = list(pool.map(lambda k: matrix_evals(mats[k], dtypes[k], names[k]), range(len(mats))))
+    for got in (cpu, matrix_evals_torch(mats, dtypes, names, torch.device("cpu"))):
         for (g, fro2), r, dt, m in zip(got, ref, dtypes, mats):
             assert g.dtype == torch.float64 and g.shape == r.shape
             tol = (1e-5 if dt == torch.float32 else 1e-12) * float(r[-1])
             np.testing.assert_allclose(g.numpy(), r.numpy(), rtol=0, atol=tol)
             assert fro2 == pytest.approx(float((m.double() ** 2).sum()), rel=1e-13)  # computed in the task
-    # a NaN is reported from inside the pool's task, naming the layer
-    bad = torch.randn(300, 48, generator=gen)
-    bad[5, 7] = float("nan")
-    with pytest.raises(ValueError, match="layer 'broken'"):
-        _evals_cpu([mats[0], bad], dtypes[:2], ["m0", "broken"], threads)
-    # also where the norm is the float64 Gram's trace (NaN and Inf alike)
-    for value in (float("nan"), float("inf")):
-        bad = torch.randn(64, 64, generator=gen)
-        bad[3, 2] = value
-        with pytest.raises(ValueError, match="layer 'broken64'"):
-            _evals_cpu([mats[2], bad], [torch.float64] * 2, ["m2", "broken64"], threads)
+    # a NaN or Inf is reported naming the layer, also where the norm is the float64 Gram's trace
+    for value, dtype in ((float("nan"), torch.float32), (float("nan"), torch.float64), (float("inf"), torch.float64)):
+        bad = torch.randn(300, 48, generator=gen)
+        bad[5, 7] = value
+        with pytest.raises(ValueError, match="layer 'broken'.*on_nonfinite='skip'"):
+            matrix_evals(bad, dtype, "broken")
 
 
 def test_blocked_frobenius_norm_is_float64_exact():
-    from workbench.spectrum.analysis import _fro2
+    from workbench.spectrum.eigen import frobenius2
 
     gen = torch.Generator().manual_seed(0)
     w = torch.randn(301, 77, generator=gen) * 1e3  # 23177 entries: blocks plus a remainder
     exact = float(np.sum(w.numpy().astype(np.float64) ** 2))
-    assert _fro2(w, block=4096) == pytest.approx(exact, rel=1e-13)
-    assert _fro2(w.T, block=4096) == pytest.approx(exact, rel=1e-13)  # non-contiguous view
-    assert _fro2(w.double()) == pytest.approx(exact, rel=1e-13)
-    assert _fro2(w.half()) == pytest.approx(float(np.sum(w.half().numpy().astype(np.float64) ** 2)), rel=1e-13)
+    assert frobenius2(w, block=4096) == pytest.approx(exact, rel=1e-13)
+    assert frobenius2(w.T, block=4096) == pytest.approx(exact, rel=1e-13)  # non-contiguous view
+    assert frobenius2(w.double()) == pytest.approx(exact, rel=1e-13)
+    assert frobenius2(w.half()) == pytest.approx(float(np.sum(w.half().numpy().astype(np.float64) ** 2)), rel=1e-13)
 
 
 def test_symmetric_eigvalsh_releases_gil_and_matches_numpy():
