@@ -23,7 +23,7 @@ def test_page_logic_without_browser(ui_data, ui_run_id):
     lam = (view["spectrum"].eig_real + 1j * view["spectrum"].eig_imag).values[-1]
     ref = DMD(s.rank, method="svd").fit(np.asarray(traj.values[-s.window:], dtype=np.float64))
     np.testing.assert_allclose(np.sort_complex(lam), np.sort_complex(ref.eigs_), atol=1e-6)
-    page = KoopmanPage(store, background=False)
+    page = KoopmanPage(store, threaded=False)
     assert page.run_id == ui_run_id and "reconstruction error" in page._status.object
     assert len(page._panes["eigs"].object.data[1].x) == s.rank
     with pytest.raises(ValueError, match="at least 3"):

@@ -8,6 +8,7 @@ from tests.ui.conftest import serving
 from tests.ui.test_runs_page import wait_for_points
 from widgets.apps import superposition as app
 from workbench.store import RunStore
+from workbench.superposition import phase_diagram
 
 pytestmark = pytest.mark.ui
 
@@ -22,7 +23,7 @@ def sup_root(tmp_path_factory):
 
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("sup_ui")
-    app.save(app.phase_diagram(**SMALL_GRID), app.phase_diagram_path(RunStore(root)))
+    RunStore(root).save_artifact(app.PHASE_KIND, app.PHASE_NAME, phase_diagram(**SMALL_GRID))
     return root
 
 
@@ -34,13 +35,26 @@ def test_page_logic_without_browser(sup_root):
     figs = app.live_figures(ds)
     assert set(figs) == {"grid", "dims", "polygon"}
     assert ds.sizes["instance"] == 5 and ds["WtW"].shape == (5, 5, 5)
-    page = app.SuperpositionPage(RunStore(sup_root), steps=300)
-    page.start_training(background=False)
-    page.start_phase_diagram(background=False)
+    assert app.train_live(5, 2, 0.99, 0.9, steps=300) is ds  # pure, so cached
+    page = app.SuperpositionPage(RunStore(sup_root), steps=300, threaded=False)
+    page.start_training()
+    page.start_phase_diagram()
     assert page._panes["grid"].object is not None and page._panes["phase"].object is not None
+    assert not page._training.busy and page._errors.object == ""
     heat = page._panes["phase"].object.data[0]
     assert heat.z.shape == (4, 4) and "W=[" in heat.text[0][0]   # hover carries the cell's W
     assert "features represented" in page._status.object
+    page.n_hidden = 1  # a slider change retrains: no polygon for m = 1
+    assert not page._panes["polygon"].visible and page._panes["grid"].object.layout.title.text
+
+
+def test_a_phase_diagram_stored_before_the_artifact_area_still_loads(tmp_path):
+    from workbench.superposition import save
+
+    store = RunStore(tmp_path)
+    save(phase_diagram(**{**SMALL_GRID, "steps": 50}), tmp_path / "superposition" / "phase_diagram_2_1.zarr")
+    ds = app.load_or_compute_phase_diagram(store)  # read from the old place, nothing recomputed
+    assert ds["phase"].shape == (4, 4) and ds.attrs["steps"] == 50
 
 
 def test_superposition_page_in_browser(sup_root, browser_page, tmp_path):

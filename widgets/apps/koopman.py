@@ -3,12 +3,12 @@
 Views: eigenvalues of the chosen window on the complex plane with the unit circle, coloured by ResDMD
 residual; the spectra of all windows over training; the window's DMD modes; the reconstruction error.
 Page logic lives in plain functions (:func:`koopman_runs`, :func:`clip_settings`, :func:`compute_view`)
-that tests call without a browser. The computation runs in a background thread behind a loading
-indicator, so the server never blocks.
+that tests call without a browser. The computation runs in the background behind a loading overlay,
+so the server never blocks, and is cached per run, settings and recorded length (a live run's new
+steps make a new view).
 """
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,6 +18,7 @@ import plotly.graph_objects as go
 import xarray as xr
 
 from widgets.apps import require_store
+from widgets.apps.background import Background
 from widgets.plots.koopman import koopman_eigenvalues, koopman_modes, koopman_window_spectra
 from workbench.koopman import DMD, HankelDMD, trajectory_spectrum
 from workbench.store import RunStore
@@ -26,7 +27,7 @@ from workbench.store import RunStore
 # -- page logic: plain functions -----------------------------------------------------------------
 def koopman_runs(store: RunStore) -> list[str]:
     """Ids of runs that recorded a parameter trajectory, newest first."""
-    runs = [r for r in store if (r.path / "traj.zarr").exists()]
+    runs = [r for r in store if r.has_trajectory()]
     runs.sort(key=lambda r: r.state.get("created", ""), reverse=True)
     return [r.id for r in runs]
 
@@ -83,67 +84,72 @@ def summary_line(run_id: str, view: dict, settings: Settings) -> str:
             f"{view['reconstruction_error']:.2e}")
 
 
+@pn.cache(max_items=32)
+def _cached_view(root: str, run_id: str, n_steps: int, window: int, rank: int, delays: int,
+                 window_index: int) -> tuple[dict[str, go.Figure], str]:
+    traj = RunStore(root).open(run_id).trajectory().isel(step=slice(0, n_steps))
+    settings = clip_settings(n_steps, window, rank, delays)
+    view = compute_view(traj, settings, window_index)
+    return view_figures(view), summary_line(run_id, view, settings)
+
+
+def run_view(store: RunStore, run_id: str, window: int, rank: int, delays: int,
+             window_index: int = -1) -> tuple[dict[str, go.Figure], str]:
+    """Figures and summary line of a run's trajectory as recorded now (cached per recorded length)."""
+    n_steps = store.open(run_id).trajectory().sizes["step"]
+    return _cached_view(str(store.root), run_id, n_steps, window, rank, delays, window_index)
+
+
+def status_line(run_id: str | None, summary: str, busy: bool, error: str) -> str:
+    """Markdown: no run yet, computing…, the failure, or the view's summary."""
+    if run_id is None:
+        return "No run with a parameter trajectory yet: train with `trajectory_every > 0`."
+    if error:
+        return f"**{run_id}**: {error}"
+    return f"Computing Koopman spectra of **{run_id}** …" if busy else summary
+
+
 # -- the page --------------------------------------------------------------------------------------
 class KoopmanPage(pn.viewable.Viewer):
-    """Run / window / rank / delays → eigenvalue, window-spectra and mode figures (background compute)."""
+    """Run / window / rank / delays → eigenvalue, window-spectra and mode figures (in the background)."""
 
     run_id = param.Selector(default=None, objects=[], allow_None=True, doc="Run with a parameter trajectory")
     window = param.Integer(default=20, bounds=(3, 400), doc="Recorded steps per window")
     rank = param.Integer(default=8, bounds=(1, 50), doc="DMD rank")
     delays = param.Integer(default=1, bounds=(1, 20), doc="Time delays (Hankel DMD)")
     window_index = param.Integer(default=-1, bounds=(-1, 1000), doc="Which window to show (-1 = last)")
+    summary = param.String(default="", precedence=-1, doc="Summary line of the drawn view")
 
-    def __init__(self, store: RunStore, *, background: bool = True, **params):
-        self.store, self.background = require_store(store), background
+    def __init__(self, store: RunStore, *, threaded: bool = True, **params):
+        self.store = require_store(store)
         super().__init__(**params)
-        self._status = pn.pane.Markdown("", sizing_mode="stretch_width")
-        self._panes = {k: pn.pane.Plotly(None, height=h, sizing_mode="stretch_width", name=k)
+        self._job = Background(threaded=threaded)
+        busy = self._job.param.busy
+        self._status = pn.pane.Markdown(pn.bind(status_line, self.param.run_id, self.param.summary, busy,
+                                                self._job.param.error), sizing_mode="stretch_width")
+        self._panes = {k: pn.pane.Plotly(None, height=h, sizing_mode="stretch_width", name=k, loading=busy)
                        for k, h in (("eigs", 480), ("windows", 520), ("modes", 320))}
-        self._busy = pn.indicators.LoadingSpinner(value=False, size=24)
-        self._lock = threading.Lock()
-        self._generation = 0
         self.param.run_id.objects = koopman_runs(store)
         if self.run_id is None and self.param.run_id.objects:
             self.run_id = self.param.run_id.objects[0]
-        self.param.watch(lambda e: self.update(), ["run_id", "window", "rank", "delays", "window_index"])
-        self.update()
-
-    def _compute(self, generation: int, run_id: str) -> None:
-        try:
-            traj = self.store.open(run_id).trajectory()
-            settings = clip_settings(traj.sizes["step"], self.window, self.rank, self.delays)
-            view = compute_view(traj, settings, self.window_index)
-            figs, text = view_figures(view), summary_line(run_id, view, settings)
-        except (ValueError, TypeError, KeyError, OSError, RuntimeError) as exc:  # show it on the page, not a blank
-            figs, text = {}, f"**{run_id}**: {exc}"
-
-        def apply() -> None:
-            if generation != self._generation:
-                return  # a newer request superseded this one
-            for name, fig in figs.items():
-                self._panes[name].object = fig
-            self._status.object = text
-            self._busy.value = False
-
-        if self.background and pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
-            pn.state.execute(apply)
         else:
-            apply()
+            self.update()
 
+    @param.depends("run_id", "window", "rank", "delays", "window_index", watch=True)
     def update(self) -> None:
-        """Recompute for the current settings (in a thread when serving)."""
-        if self.run_id is None:
-            self._status.object = "No run with a parameter trajectory yet: train with `trajectory_every > 0`."
-            return
-        with self._lock:
-            self._generation += 1
-            generation = self._generation
-        self._busy.value = True
-        self._status.object = f"Computing Koopman spectra of **{self.run_id}** …"
-        if self.background:
-            threading.Thread(target=self._compute, args=(generation, self.run_id), daemon=True).start()
-        else:
-            self._compute(generation, self.run_id)
+        """Recompute for the current settings in the background."""
+        if self.run_id is not None:
+            self._job.submit(run_view, self.store, self.run_id, self.window, self.rank, self.delays,
+                             self.window_index, on_done=self._show)
+
+    def _show(self, view: tuple[dict[str, go.Figure], str]) -> None:
+        figs, self.summary = view
+        for name, fig in figs.items():
+            self._panes[name].object = fig
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Block until the computation (and any waiting one) is drawn (tests, notebooks)."""
+        self._job.wait(timeout)
 
     def __panel__(self):
         controls = pn.Param(self.param, parameters=["run_id", "window", "rank", "delays", "window_index"],
@@ -154,7 +160,7 @@ class KoopmanPage(pn.viewable.Viewer):
         return pn.Column(
             pn.pane.Markdown("## Koopman\nDMD spectra of the weight trajectory, window by window, with ResDMD "
                              "residuals (Colbrook & Townsend 2023; Redman et al. 2024)."),
-            controls, pn.Row(self._busy, self._status), self._panes["eigs"], self._panes["windows"],
+            controls, self._status, self._panes["eigs"], self._panes["windows"],
             self._panes["modes"], sizing_mode="stretch_width")
 
 

