@@ -31,6 +31,7 @@ import html
 import json
 import math
 import os
+import re
 import tempfile
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -409,8 +410,9 @@ def _atomic_write_text(path: Path, text: str) -> None:
 def export_notebook_html(notebook: str | os.PathLike, out: str | os.PathLike) -> Path:
     """An executed notebook as one self-contained HTML file, its plotly figures drawn offline.
 
-    nbconvert's HTML export with :func:`add_plotly_html` applied and plotly.js inlined once (packed
-    as in the reports). The notebook test harness keeps one per executed notebook.
+    nbconvert's HTML export (``lab`` template, without its CDN scripts) with :func:`add_plotly_html`
+    applied and plotly.js inlined once (packed as in the reports). The notebook test harness keeps
+    one per executed notebook.
     """
     import nbformat
     from nbconvert import HTMLExporter
@@ -418,6 +420,9 @@ def export_notebook_html(notebook: str | os.PathLike, out: str | os.PathLike) ->
     nb = nbformat.read(str(notebook), as_version=4)
     add_plotly_html(nb)
     body, _ = HTMLExporter(template_name="lab").from_notebook_node(nb)
+    # nbconvert links require.js and MathJax from a CDN; offline they only fail, so they go (TeX in
+    # markdown cells then shows as source)
+    body = re.sub(r"""<script[^>]*\ssrc=["']https?://[^"']*["'][^>]*>\s*</script>""", "", body)
     marker = "</body>"
     status = '<p id="wb-status" style="display:none"></p>'
     body = body.replace(marker, status + _packed_plotly_scripts() + marker) if marker in body else body + \

@@ -3,6 +3,11 @@
 Every notebook runs with kernel ``python3``, cwd ``notebooks/``, parameters ``quick=True`` and
 ``output_dir=<tmp>``, under a per-notebook timeout; the tests then assert on the artifact the
 notebook's last cell writes (``results.json``) with tolerances.
+
+A notebook that ran without error is also kept as ``build/notebooks/<name>.ipynb`` (the docs site
+renders it with its outputs: ``docs/_hooks.py``) and ``build/notebooks/<name>.html``, a
+self-contained export whose figures draw offline (``widgets.report.export_notebook_html``).
+Set ``WORKBENCH_EXECUTED_NOTEBOOKS`` to keep them elsewhere.
 """
 from __future__ import annotations
 
@@ -13,6 +18,20 @@ from pathlib import Path
 import pytest
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
+EXECUTED = Path(os.environ.get("WORKBENCH_EXECUTED_NOTEBOOKS", NOTEBOOKS.parent / "build" / "notebooks"))
+
+
+def keep_executed(executed: Path) -> None:
+    """Copy an executed notebook to :data:`EXECUTED`, with its HTML export (test artifacts)."""
+    import shutil
+
+    from widgets.report import export_notebook_html
+
+    EXECUTED.mkdir(parents=True, exist_ok=True)
+    tmp = EXECUTED / f".{executed.name}.tmp"
+    shutil.copyfile(executed, tmp)
+    tmp.replace(EXECUTED / executed.name)  # whole or not at all: the docs build may read it
+    export_notebook_html(executed, EXECUTED / f"{executed.stem}.html")
 
 
 def execute(name: str, tmp_path: Path, timeout: int = 300, **params) -> Path:
@@ -32,6 +51,7 @@ def execute(name: str, tmp_path: Path, timeout: int = 300, **params) -> Path:
             str(source), str(out_dir / source.name), kernel_name="python3", cwd=str(NOTEBOOKS),
             parameters={"quick": True, "output_dir": str(out_dir), **params},
             execution_timeout=timeout, progress_bar=False)
+        keep_executed(out_dir / source.name)
     finally:
         for k, v in old.items():
             if v is None:
