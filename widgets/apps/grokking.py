@@ -113,11 +113,10 @@ class GrokkingPage(pn.viewable.Viewer):
         self._panes = {k: pn.pane.Plotly(None, height=h, sizing_mode="stretch_width", name=k)
                        for k, h in (("spectrum", 320), ("clusters", 320), ("heatmap", 360), ("progress", 600))}
         self._slider = pn.widgets.IntSlider(label="step", start=0, end=1, value=0, sizing_mode="stretch_width")
-        self._slider.param.watch(lambda e: setattr(self, "step", e.new), "value_throttled")
-        self.refresh_runs()
-        self.param.watch(self._on_run, "run_id")
-        self.param.watch(lambda e: self.update_step_view(), "step")
-        self._on_run()
+        pn.bind(self._set_step, self._slider.param.value_throttled, watch=True)
+        self.refresh_runs()  # selecting a run draws it
+        if self.run_id is None:
+            self.reload()
 
     def refresh_runs(self) -> None:
         ids = grokking_runs(self.store)
@@ -128,7 +127,11 @@ class GrokkingPage(pn.viewable.Viewer):
     def _live(self) -> bool:
         return self.run_id is not None and self.store.open(self.run_id).state.get("status") == "running"
 
-    def _on_run(self, *events) -> None:
+    def _set_step(self, step: int) -> None:
+        self.step = step
+
+    @param.depends("run_id", watch=True)
+    def _on_run(self) -> None:
         self.reload(keep_step=False)
 
     def reload(self, keep_step: bool = True) -> None:
@@ -152,6 +155,7 @@ class GrokkingPage(pn.viewable.Viewer):
                 return
         self.update_step_view()
 
+    @param.depends("step", watch=True)
     def update_step_view(self) -> None:
         """Redraw the step figures at the probe step nearest the slider."""
         if self._ds is None:

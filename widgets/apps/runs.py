@@ -87,10 +87,10 @@ class RunBrowser(pn.viewable.Viewer):
         self._config = pn.pane.JSON({}, depth=2, sizing_mode="stretch_width", name="config")
         self._status = pn.pane.Markdown("", sizing_mode="stretch_width")
         self._was_live = False
-        self._table.param.watch(self._on_table_select, "selection")
-        self.refresh_table()
-        self.param.watch(self._on_select, ["run_id", "log_x"])
-        self._on_select()
+        pn.bind(self._on_table_select, self._table.param.selection, watch=True)
+        self.refresh_table()  # selecting a run draws it
+        if self.run_id is None:
+            self.update_view()
 
     # table ↔ selector
     def refresh_table(self) -> pd.DataFrame:
@@ -111,13 +111,14 @@ class RunBrowser(pn.viewable.Viewer):
         if self._table.selection != want:
             self._table.selection = want
 
-    def _on_table_select(self, event) -> None:
-        if event.new:
-            run_id = str(self._table.value["run_id"].iloc[event.new[0]])
+    def _on_table_select(self, selection: list[int]) -> None:
+        if selection:
+            run_id = str(self._table.value["run_id"].iloc[selection[0]])
             if run_id != self.run_id:
                 self.run_id = run_id
 
-    def _on_select(self, *events) -> None:
+    @param.depends("run_id", "log_x", watch=True)
+    def _on_select(self) -> None:
         self._sync_table_selection()
         self.update_view()
 

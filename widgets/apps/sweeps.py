@@ -2,7 +2,7 @@
 
 Page logic is plain functions (:func:`sweep_options`, :func:`sweep_figure`, :func:`run_id_from_click`,
 :func:`cell_figures`, :func:`run_link`) that tests call without a browser; :class:`SweepBrowser`
-wires them to widgets. Sweeps are found through their records (``<root>/sweeps/*.json``) and
+wires them to widgets. Sweeps are found through their records (store artifacts of kind ``sweep``) and
 their results rebuilt from the runs (:func:`workbench.sweep.load_sweep`), so a sweep that is
 still running fills in on each refresh (every :data:`REFRESH_MS` while its status is ``running``).
 """
@@ -13,6 +13,7 @@ import param
 import plotly.graph_objects as go
 import xarray as xr
 
+from widgets.apps import require_store
 from widgets.plots.sweep import sweep_heatmap, sweep_variables
 from widgets.plots.training import accuracy_curves, loss_curves
 from workbench.store import RunNotFoundError, RunStore
@@ -64,9 +65,7 @@ class SweepBrowser(pn.viewable.Viewer):
     run_id = param.String(default=None, allow_None=True, doc="Clicked cell's run")
 
     def __init__(self, store: RunStore, **params):
-        if not isinstance(store, RunStore):
-            raise TypeError(f"store must be a workbench.store.RunStore, got {type(store).__name__}")
-        self.store = store
+        self.store = require_store(store)
         super().__init__(**params)
         self._heatmap = pn.pane.Plotly(None, height=440, sizing_mode="stretch_width", name="phase diagram")
         self._loss = pn.pane.Plotly(None, height=320, sizing_mode="stretch_width", name="loss")
@@ -74,11 +73,10 @@ class SweepBrowser(pn.viewable.Viewer):
         self._info = pn.pane.Markdown("", sizing_mode="stretch_width")
         self._cell = pn.pane.Markdown("Click a cell to see its run.", sizing_mode="stretch_width")
         self._status = None
-        self._heatmap.param.watch(self._on_click, "click_data")
-        self.param.watch(self.update_view, ["sweep_id", "var"])
-        self.param.watch(self._on_run, ["run_id"])
-        self.refresh_list()
-        self.update_view()
+        pn.bind(self._on_click, self._heatmap.param.click_data, watch=True)
+        self.refresh_list()  # selecting a sweep draws it
+        if self.sweep_id is None:
+            self.update_view()
 
     def refresh_list(self) -> None:
         ids = sweep_options(self.store)
@@ -86,7 +84,8 @@ class SweepBrowser(pn.viewable.Viewer):
         if self.sweep_id not in ids:
             self.sweep_id = ids[0] if ids else None
 
-    def update_view(self, *events) -> None:
+    @param.depends("sweep_id", "var", watch=True)
+    def update_view(self) -> None:
         """Redraw the heatmap of the selected sweep from the store."""
         if self.sweep_id is None:
             self._heatmap.object = None
@@ -102,12 +101,13 @@ class SweepBrowser(pn.viewable.Viewer):
         self._info.object = (f"**{ds.sweep_id}** · task `{ds.task}` · status `{self._status}` · "
                              f"{done}/{ds.run_id.size} runs done · fixed: `{ds.attrs.get('base')}`")
 
-    def _on_click(self, event) -> None:
-        run_id = run_id_from_click(event.new)
+    def _on_click(self, click_data: dict | None) -> None:
+        run_id = run_id_from_click(click_data)
         if run_id:
             self.run_id = run_id
 
-    def _on_run(self, *events) -> None:
+    @param.depends("run_id", watch=True)
+    def _on_run(self) -> None:
         if not self.run_id:
             return
         try:
