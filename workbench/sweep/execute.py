@@ -18,7 +18,7 @@ import dask
 import xarray as xr
 
 from workbench.store import RunStore, run_id_for
-from workbench.sweep.grid import plan, sweep_id_for
+from workbench.sweep.grid import GridPoint, plan, sweep_id_for
 from workbench.sweep.records import as_store, record_attrs, to_dataset, write_record
 from workbench.sweep.tasks import SweepTask, get_task, task_name
 
@@ -83,6 +83,27 @@ def _connect(scheduler: Any, n_workers: int) -> tuple[Any, Callable[[], None]]:
                     f"distributed.Client, got {type(scheduler).__name__}")
 
 
+def _gather(client: Any, spec: SweepTask, points: Sequence[GridPoint], root: str, bar: Any
+            ) -> tuple[dict[tuple[int, ...], dict[str, Any]], dict[str, str]]:
+    """Submit every point and collect the cells as they finish; a failed point becomes a
+    ``"failed"`` cell (its error in the second dict) and costs no other cell."""
+    from distributed import as_completed
+
+    futures = {client.submit(run_point, spec, p.params, root, key=f"sweep-point-{p.run_id}"): p for p in points}
+    cells: dict[tuple[int, ...], dict[str, Any]] = {}
+    failures: dict[str, str] = {}
+    for future in as_completed(futures):
+        point = futures[future]
+        try:
+            cells[point.index] = future.result()
+        except Exception as exc:  # noqa: BLE001 - any task error: one bad cell must not lose the others
+            failures[point.run_id] = f"{type(exc).__name__}: {exc}"
+            cells[point.index] = {"run_id": point.run_id, "status": "failed", "action": "failed"}
+        bar.update(1)
+        bar.set_postfix_str(f"{cells[point.index]['action']} {point.run_id}")
+    return cells, failures
+
+
 def sweep(
     task: str | SweepTask,
     grid: Mapping[str, Sequence[Any]],
@@ -116,7 +137,7 @@ def sweep(
         (checkpoint step, -1 if none), and strings ``run_id``, ``status`` (run status, or
         ``"failed"``), ``action`` (``trained``/``resumed``/``skipped``). Attrs: ``sweep_id``, ``task``.
     """
-    from distributed import Client, as_completed
+    from distributed import Client
     from tqdm.auto import tqdm
 
     from workbench.train import progress_enabled
@@ -136,23 +157,10 @@ def sweep(
     write_record(store, sweep_id, **record, status="running")
 
     client, close = _connect(scheduler, n_workers)
-    cells: dict[tuple[int, ...], dict[str, Any]] = {}
-    failures: dict[str, str] = {}
     try:
-        futures = {client.submit(run_point, spec, p.params, str(store.root), key=f"sweep-point-{p.run_id}"): p
-                   for p in points}
-        bar = tqdm(total=len(points), disable=not progress_enabled(progress), desc=f"sweep {name}",
-                   unit="run", dynamic_ncols=True)
-        for future in as_completed(futures):
-            point = futures[future]
-            try:
-                cells[point.index] = future.result()
-            except Exception as exc:  # noqa: BLE001 - any task error: one bad cell must not lose the others
-                failures[point.run_id] = f"{type(exc).__name__}: {exc}"
-                cells[point.index] = {"run_id": point.run_id, "status": "failed", "action": "failed"}
-            bar.update(1)
-            bar.set_postfix_str(f"{cells[point.index]['action']} {point.run_id}")
-        bar.close()
+        with tqdm(total=len(points), disable=not progress_enabled(progress), desc=f"sweep {name}", unit="run",
+                  dynamic_ncols=True) as bar:
+            cells, failures = _gather(client, spec, points, str(store.root), bar)
     except BaseException:
         write_record(store, sweep_id, status="interrupted")
         raise
