@@ -4,6 +4,8 @@
 (features × snapshots; ours takes it transposed, rows = time) with rank 10, and checks that the
 eigenvalues agree. ``python -m benchmarks.bench_koopman --memory 10000000`` measures the peak
 resident memory of :func:`trajectory_spectrum` on a lazy (dask) trajectory of that many parameters.
+``python -m benchmarks.bench_koopman --cmd`` trains a modular-addition MLP and compares CMD, DMD and
+POD reconstructions of its trajectory at equal stored numbers, with pDMD's error as N grows.
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from benchmarks.harness import compare
-from workbench.koopman import DMD, trajectory_spectrum
+from workbench.koopman import DMD, cmd, piecewise_dmd, trajectory_spectrum
 
 
 def snapshots(n_features: int, n_time: int, rank: int = 10, noise: float = 1e-3, seed: int = 0) -> np.ndarray:
@@ -74,13 +76,57 @@ def measure_memory(n_params: int, n_steps: int = 100, window: int = 40, rank: in
             "full_float32_gb": n_params * n_steps * 4 / 1e9, "peak_rss_mb": peak_mb, "seconds": seconds}
 
 
+def compare_cmd(p: int = 23, steps: int = 3000, every: int = 25, modes=(2, 5, 10, 20)) -> dict:
+    """CMD vs DMD vs POD at equal stored numbers on a recorded MLP trajectory (issue 21's check).
+
+    CMD keeps ``M·T + 2N`` numbers; a rank-r linear model keeps about ``r·N``, so each M is compared
+    with ``r = round((M·T + 2N)/N)``. Errors are ``‖W − Ŵ‖_F/‖W‖_F`` over the whole trajectory.
+    """
+    import tempfile
+
+    import torch
+
+    from workbench.registry import build_model
+    from workbench.store import RunStore
+    from workbench.tasks.modular import ModularTask
+    from workbench.train import default_optimizer, fit
+    from workbench.trajectory import ParameterRecorder
+
+    task = ModularTask(p=p, frac=0.5, seed=0)
+    config = {"task": task.config(), "model": {"name": "mlp", "p": p, "d_embed": 32, "d_hidden": 64}}
+    run = RunStore(tempfile.mkdtemp()).create(config)
+    torch.manual_seed(0)
+    model = build_model(config["model"])
+    fit(model, task, default_optimizer(model, lr=1e-2), steps, run=run, eval_every=every, checkpoint_every=steps,
+        trajectory_every=every, trajectory=ParameterRecorder(model, project_dim=None), progress=False)
+    W = run.trajectory().values.astype(np.float64)
+    n_param, norm = W.shape[1], np.linalg.norm(W)
+    step_norms = np.linalg.norm(W, axis=1)
+    U, s, Vt = np.linalg.svd(W, full_matrices=False)
+    rows = []
+    for M in modes:
+        ds, online = cmd(W, M), cmd(W, M, online=True, warmup=20)
+        r = max(1, round(ds.attrs["stored_numbers"] / n_param))
+        rows.append({"modes": M, "stored": ds.attrs["stored_numbers"], "rank": r,
+                     "cmd": float(np.linalg.norm(ds.relative_error.values * step_norms) / norm),
+                     "cmd_online": float(np.linalg.norm(online.relative_error.values * step_norms) / norm),
+                     "dmd": float(np.linalg.norm(W - DMD(r, method="svd").fit(W).reconstruct()) / norm),
+                     "pod": float(np.linalg.norm(W - (U[:, :r] * s[:r]) @ Vt[:r]) / norm)})
+    pd = piecewise_dmd(W, n_windows=[1, 2, 4, 8], rank=4)
+    return {"shape": W.shape, "test_acc": float(run.metrics().test_acc[-1]), "rows": rows,
+            "pdmd_error": dict(zip(pd.n_windows.values.tolist(), pd.error.values.tolist()))}
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--memory", type=int, default=0, help="measure trajectory_spectrum memory for N params")
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--cmd", action="store_true", help="CMD vs DMD vs POD on a recorded MLP trajectory")
     args = parser.parse_args()
     if args.memory:
         print(measure_memory(args.memory))
+    elif args.cmd:
+        print(compare_cmd())
     else:
         for r in run(args.quick):
             print(r)
