@@ -27,9 +27,11 @@ class Dictionary:
     delays: int = 1
 
     def fit(self, X: torch.Tensor) -> Dictionary:
+        """Choose the data-dependent parts from training states ``X`` (n_samples, n_features); returns ``self``."""
         return self
 
     def transform(self, X: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        """Observables ψ(X): (n_samples, n_features) → (n_samples, n_functions)."""
         raise NotImplementedError(f"{type(self).__name__} must implement transform")
 
     def __call__(self, X: torch.Tensor) -> torch.Tensor:
@@ -42,6 +44,7 @@ class Identity(Dictionary):
     """ψ(x) = x: EDMD reduces to (non-truncated) DMD."""
 
     def transform(self, X: torch.Tensor) -> torch.Tensor:
+        """ψ(X) = X."""
         return X
 
 
@@ -58,12 +61,14 @@ class Monomials(Dictionary):
         self.degree, self.include_bias = degree, include_bias
 
     def fit(self, X: torch.Tensor) -> Monomials:
+        """List the exponent tuples ``powers_`` for ``X``'s number of features; returns ``self``."""
         n = X.shape[1]
         self.powers_ = [c for d in range(0 if self.include_bias else 1, self.degree + 1)
                         for c in combinations_with_replacement(range(n), d)]
         return self
 
     def transform(self, X: torch.Tensor) -> torch.Tensor:
+        """The monomials of ``powers_`` evaluated at ``X``, (n_samples, n_functions)."""
         cols = [X[:, list(c)].prod(dim=1) if c else torch.ones_like(X[:, 0]) for c in self.powers_]
         return torch.stack(cols, dim=1)
 
@@ -89,6 +94,7 @@ class RBF(Dictionary):
             n_centers, epsilon, centers, include_state, seed
 
     def fit(self, X: torch.Tensor) -> RBF:
+        """Set ``centers_`` (given, or drawn from ``X``) and the width ``epsilon_``; returns ``self``."""
         if self.centers is not None:
             c = torch.as_tensor(self.centers, dtype=X.dtype, device=X.device)
             if c.ndim != 2 or c.shape[1] != X.shape[1]:
@@ -104,6 +110,7 @@ class RBF(Dictionary):
         return self
 
     def transform(self, X: torch.Tensor) -> torch.Tensor:
+        """ψ_j(X) for every centre (after ``X`` itself when ``include_state``)."""
         phi = torch.exp(-torch.cdist(X, self.centers_) ** 2 / (2 * self.epsilon_**2))
         return torch.cat([X, phi], dim=1) if self.include_state else phi
 
@@ -119,6 +126,7 @@ class RandomFourier(Dictionary):
         self.n_components, self.length_scale, self.seed = n_components, length_scale, seed
 
     def fit(self, X: torch.Tensor) -> RandomFourier:
+        """Draw the frequencies ``omega_`` and phases ``phase_`` (seeded); returns ``self``."""
         gen = torch.Generator().manual_seed(self.seed)
         n = X.shape[1]
         self.omega_ = (torch.randn(n, self.n_components, generator=gen, dtype=torch.float64)
@@ -127,6 +135,7 @@ class RandomFourier(Dictionary):
         return self
 
     def transform(self, X: torch.Tensor) -> torch.Tensor:
+        """√(2/D) cos(Xω + b), (n_samples, n_components)."""
         return (2.0 / self.n_components) ** 0.5 * torch.cos(X @ self.omega_ + self.phase_)
 
 
@@ -143,11 +152,13 @@ class Delays(Dictionary):
         self.delays, self.then = delays, then
 
     def fit(self, X: torch.Tensor) -> Delays:
+        """Fit the following dictionary (if any) on the delay-embedded states ``X``; returns ``self``."""
         if self.then is not None:
             self.then.fit(X)
         return self
 
     def transform(self, X: torch.Tensor) -> torch.Tensor:
+        """The delay-embedded states ``X``, through the following dictionary if any."""
         return X if self.then is None else self.then.transform(X)
 
 
