@@ -152,6 +152,10 @@ def _load_state(path: Path, *, mmap: bool) -> dict[str, torch.Tensor] | None:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as exc:
+        if "Unsupported global" not in str(exc):  # not a pickle of Python objects at all
+            detail = next((ln for ln in reversed(str(exc).splitlines()) if ln.strip() and not ln.startswith("Check")), "")
+            raise WeightsError(f"{path} is not a readable torch checkpoint ({detail.strip()}); "
+                               "expected a file written by torch.save(model.state_dict(), path)") from exc
         raise WeightsError(
             f"{path} needs pickle to load (it holds Python objects, not only tensors), and pickle "
             "can run arbitrary code, so it is refused. If you trust the file, load it yourself "
