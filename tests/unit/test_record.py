@@ -159,3 +159,24 @@ def test_bad_input_is_refused_early(tmp_path):
     Recorder(run, model, state={"g": torch.Generator()}).save_checkpoint(0)
     with pytest.raises(ValueError, match=r"holds no state for \['data'\]"):
         Recorder(run, model, state={"data": torch.Generator()}).resume()
+
+
+def test_a_second_call_at_one_step_does_only_what_the_first_did_not(tmp_path):
+    run = RunStore(tmp_path).create({"kind": "t"})
+    model = MLP(11, d_embed=8, d_hidden=16, seed=0)
+    calls = []
+
+    def probe(m, t):
+        calls.append(1)
+        return norm_probe(m, t)
+
+    rec = Recorder(run, model, probes={"n": (probe, 10)}, **CADENCE)
+    rec.begin()
+    for _ in range(2):
+        rec.step(10)
+    rec.step(10, final=True)  # e.g. a framework's "train end" right after its last "step end"
+    rec.step(13, final=True)  # the final step runs the probes and a checkpoint off their cadence
+    rec.close()
+    assert len(calls) == 2 and run.checkpoint_steps() == [10, 13]
+    np.testing.assert_array_equal(run.metrics("n").step, [10, 13])
+    np.testing.assert_array_equal(run.trajectory().step, [10])
