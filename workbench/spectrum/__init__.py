@@ -18,12 +18,12 @@ from workbench.spectrum.bootstrap import bootstrap_alpha
 from workbench.spectrum.export import skipped_table, summary_table, write_result
 from workbench.spectrum.marchenko_pastur import mp_density, mp_spikes
 from workbench.spectrum.metrics import METRICS, effective_rank
-from workbench.spectrum.over_training import delta_rank, make_spectrum_probe, spectrum_probe
+from workbench.spectrum.over_training import as_probe_dataset, delta_rank, make_spectrum_probe, spectrum_probe
 from workbench.spectrum.power_law import fit_power_law, power_law_batch
 from workbench.spectrum.weights import WeightsError, open_weights
 
 __all__ = [
-    "METRICS", "SKIPPED_VARS", "WeightsError", "analyze", "bootstrap_alpha", "delta_rank",
+    "METRICS", "SKIPPED_VARS", "WeightsError", "analyze", "as_probe_dataset", "bootstrap_alpha", "delta_rank",
     "effective_rank", "esd", "fit_power_law", "layer_esds", "make_spectrum_probe", "mp_density",
     "mp_spikes", "open_weights", "power_law_batch", "skipped_table", "spectrum_probe",
     "summary_table", "write_result",

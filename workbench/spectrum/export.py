@@ -2,7 +2,7 @@
 
 The result Dataset holds two tables: the layers (dim ``layer``) and the tensors or layers not
 analysed (dim ``skipped``: ``skip_reason``, ``skip_shape``, ``skip_dtype``). Files keep both:
-``.nc`` (netCDF4 through h5netcdf) and ``.zarr`` hold the whole Dataset; ``.csv`` holds the
+``.nc`` (netCDF3 through SciPy) and ``.zarr`` hold the whole Dataset; ``.csv`` holds the
 per-layer table, and the skipped report beside it as ``<name>.skipped.csv``.
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-__all__ = ["SUMMARY_VARS", "format_table", "skipped_table", "summary_table", "write_result"]
+__all__ = ["SUMMARY_VARS", "format_table", "skipped_summary", "skipped_table", "summary_table", "write_result"]
 
 SUMMARY_VARS = ("alpha", "alpha_lo", "alpha_hi", "alpha_weighted", "stable_rank", "effective_rank",
                 "condition_number", "num_spikes")
@@ -48,14 +48,12 @@ def write_result(ds: xr.Dataset, path: str | os.PathLike) -> list[Path]:
         side = path.with_suffix(".skipped.csv")
         skipped_table(ds).to_csv(side)
         return [path, side]
-    clean = ds.copy()
-    for name, var in clean.variables.items():
-        if var.dtype == object:  # variable-length strings: a fixed-width type both engines write
-            clean[name] = var.astype(str) if var.size else var.astype("<U1")
-    if path.suffix == ".nc":
-        clean.to_netcdf(path, engine="h5netcdf")
-    elif path.suffix == ".zarr":
-        clean.to_zarr(path, mode="w", consolidated=False)
+    if path.suffix == ".nc":  # netCDF3 (SciPy, no HDF5 needed): strings as fixed-width chars
+        ds.assign({k: v.astype(str) for k, v in ds.data_vars.items() if v.dtype == object}).assign_coords(
+            {k: v.astype(str) for k, v in ds.coords.items() if v.dtype == object}).to_netcdf(path, engine="scipy")
+    elif path.suffix == ".zarr":  # variable-length UTF-8 strings, as the run store writes them
+        ds.assign_coords({k: v.astype(object) for k, v in ds.coords.items() if v.dtype.kind == "U"}).to_zarr(
+            path, mode="w", consolidated=False)
     else:
         raise ValueError(f"--out must end in .csv, .nc or .zarr, got {path.name!r}")
     return [path]
@@ -66,3 +64,18 @@ def format_table(df: pd.DataFrame) -> str:
     if df.empty:
         return "(none)"
     return df.to_string(float_format=lambda v: f"{v:.4g}" if np.isfinite(v) else str(v))
+
+
+def skipped_summary(ds: xr.Dataset) -> str:
+    """The skipped report as text: each skipped weight matrix with its reason; 1-D tensors
+    (biases, norm scales) and layers not selected by a filter counted on one line each."""
+    table = skipped_table(ds)
+    routine = table.reason.str.startswith("1-D") | table.reason.str.startswith("not selected")
+    lines = [f"skipped: {len(table)} tensors or layers"]
+    for prefix, label in (("1-D", "1-D tensors (biases, norm scales, buffers)"), ("not selected", "layers not selected")):
+        count = int(table.reason.str.startswith(prefix).sum())
+        if count:
+            lines.append(f"  {count} {label}")
+    if (~routine).any():
+        lines.append(format_table(table[~routine]))
+    return "\n".join(lines)

@@ -21,7 +21,7 @@ from workbench.spectrum.layers import module_layers, to_matrices
 from workbench.spectrum.metrics import effective_rank
 from workbench.spectrum.selection import open_model, select_layers
 
-__all__ = ["delta_rank", "make_spectrum_probe", "spectrum_probe"]
+__all__ = ["as_probe_dataset", "delta_rank", "make_spectrum_probe", "spectrum_probe"]
 
 LayerWeights = dict[str, list[torch.Tensor]]  # layer name → its matrices
 
@@ -93,6 +93,13 @@ def _rebuild(model: nn.Module, state: Mapping[str, torch.Tensor]) -> nn.Module:
     return clone
 
 
+def as_probe_dataset(ds: xr.Dataset) -> xr.Dataset:
+    """An ``analyze`` result as a run stores it per step: the metrics on dim ``layer`` only (no
+    per-layer shape coordinates, no ``skipped`` report, which may change from step to step)."""
+    drop = ("layer_type", "N", "M", "rf", "num_evals", *SKIPPED_VARS, "skipped")
+    return ds.drop_vars([c for c in drop if c in ds.variables])
+
+
 def make_spectrum_probe(init_state: Mapping[str, torch.Tensor] | None = None, *,
                         mp_fit: bool = True, precision: str = "mixed", **kwargs):
     """A training probe ``fn(model, task) -> xr.Dataset`` (dim ``layer``, no ``step``) recording
@@ -104,9 +111,7 @@ def make_spectrum_probe(init_state: Mapping[str, torch.Tensor] | None = None, *,
     cache: dict[str, LayerWeights] = {}
 
     def spectrum_probe(model: nn.Module, task=None) -> xr.Dataset:
-        ds = analyze(model, mp_fit=mp_fit, precision=precision, **kwargs)
-        ds = ds.drop_vars([c for c in ("layer_type", "N", "M", "rf", "num_evals", *SKIPPED_VARS, "skipped")
-                           if c in ds.variables])
+        ds = as_probe_dataset(analyze(model, mp_fit=mp_fit, precision=precision, **kwargs))
         if init is not None:
             if "w0" not in cache:  # W_0 matrices extracted once, not at every call
                 cache["w0"] = _init_layers(model, init, kwargs.get("split_attention", True))
