@@ -53,7 +53,7 @@ def write_result(ds: xr.Dataset, path: str | os.PathLike) -> list[Path]:
             {k: v.astype(str) for k, v in ds.coords.items() if v.dtype == object}).to_netcdf(path, engine="scipy")
     elif path.suffix == ".zarr":  # variable-length UTF-8 strings, as the run store writes them
         ds.assign_coords({k: v.astype(object) for k, v in ds.coords.items() if v.dtype.kind == "U"}).to_zarr(
-            path, mode="w", consolidated=False)
+            path, mode="w")
     else:
         raise ValueError(f"--out must end in .csv, .nc or .zarr, got {path.name!r}")
     return [path]
