@@ -5,6 +5,7 @@
   is used when it is at least as new as the source, so the site shows the outputs of the last test
   run; otherwise (a fresh clone, or a notebook edited since) the unexecuted source is shown. Plotly
   outputs get an HTML form (:func:`widgets.report.add_plotly_html`) drawn by ``js/figures.js``.
+  A notebook missing from the ``nav`` of mkdocs.yml is appended to its "Notebooks" section.
 - ``js/plotly.min.js``: the plotly.js bundled with plotly.py, so the site draws figures offline.
 - ``images/*``: figures written by the benchmarks (``benchmarks/results/*.png``).
 """
@@ -62,3 +63,18 @@ def on_files(files, config):
         if path.exists():
             files.append(File.generated(config, uri, abs_src_path=str(path)))
     return files
+
+
+def on_nav(nav, config, files):
+    """Append notebooks that mkdocs.yml's nav does not list to its "Notebooks" section."""
+    section = next((item for item in nav.items if getattr(item, "title", None) == "Notebooks"), None)
+    if section is None:
+        return nav
+    listed = {page.file.src_uri for page in nav.pages}
+    for file in files.documentation_pages():
+        if file.src_uri.startswith("notebooks/") and file.src_uri not in listed and file.page is not None:
+            file.page.parent = section
+            section.children.append(file.page)
+            nav.pages.append(file.page)
+            log.info("notebook %s added to the nav", file.src_uri)
+    return nav
