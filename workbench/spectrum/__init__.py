@@ -19,7 +19,8 @@ from workbench.spectrum.export import skipped_table, summary_table, write_result
 from workbench.spectrum.marchenko_pastur import mp_density, mp_spikes
 from workbench.spectrum.metrics import METRICS, effective_rank
 from workbench.spectrum.over_training import as_probe_dataset, delta_rank, make_spectrum_probe, spectrum_probe
-from workbench.spectrum.power_law import fit_power_law, power_law_batch
+from workbench.spectrum.fit import fit_power_law
+from workbench.spectrum.power_law import power_law_batch
 from workbench.spectrum.weights import WeightsError, open_weights
 
 __all__ = [

@@ -13,7 +13,9 @@ follow weightwatcher 0.7.7 (``WW_powerlaw.WWFit``) so the numbers agree with it:
 
 The O(n²) step, the KS distance of every candidate, is a parameter of :func:`power_law_batch`
 (``ks=``): :func:`ks_distances` here, the Triton kernel in
-:mod:`workbench.spectrum.power_law_kernel`.
+:mod:`workbench.spectrum.power_law_kernel`, the pruned Numba scan in
+:mod:`workbench.spectrum.ks_cpu`. The Dataset-level fit with its bootstrap interval is
+:func:`workbench.spectrum.fit.fit_power_law`.
 
 References
 ----------
@@ -27,9 +29,6 @@ import math
 from collections.abc import Callable
 
 import torch
-import xarray as xr
-
-from workbench.validation import as_tensor
 
 EVALS_THRESH = 1e-5  # weightwatcher: eigenvalues at or below this are not fitted
 SMALL_N_CUTOFF = 20  # weightwatcher: below this many eigenvalues use the small-sample fit
@@ -39,8 +38,7 @@ CHUNK_ELEMS = 1 << 17  # elements per (layer, candidate, eigenvalue) KS block (1
 KsFunction = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 """``ks(logx, alpha, n_tail) -> D``: KS distance of every (row, candidate), all ``(b, n)``."""
 
-__all__ = ["CHUNK_ELEMS", "EVALS_THRESH", "KsFunction", "fit_power_law", "ks_distances",
-           "power_law_batch"]
+__all__ = ["CHUNK_ELEMS", "EVALS_THRESH", "KsFunction", "ks_distances", "power_law_batch"]
 
 
 def ks_distances(logx: torch.Tensor, alpha: torch.Tensor, n_tail: torch.Tensor, *,
@@ -133,49 +131,3 @@ def power_law_batch(evals: torch.Tensor, thresh: float = EVALS_THRESH, *,
     return {"alpha": torch.where(bad, nan, a), "xmin": torch.where(bad, nan, xm),
             "ks_distance": torch.where(bad, nan, dist),
             "tail_size": torch.where(bad, 0, (x >= xm[:, None]).sum(-1)), "n_fit": n_fit}
-
-
-def fit_power_law(evals, *, thresh: float = EVALS_THRESH, bootstrap: int = 0, level: float = 0.95,
-                  seed: int = 0) -> xr.Dataset:
-    """Fit a power law ``p(x) ∝ x^(-alpha)`` to the tail of an eigenvalue spectrum.
-
-    Parameters
-    ----------
-    evals : array-like, shape ``(eig,)`` or ``(layer, eig)``
-        Eigenvalues (e.g. from :func:`workbench.spectrum.esd`); finite and non-negative.
-        Values ``<= thresh`` are ignored, as in weightwatcher.
-    thresh : float
-        Eigenvalue floor below which values are not fitted (weightwatcher's ``EVALS_THRESH``).
-    bootstrap : int
-        Number B of bootstrap replicates; with B > 0, ``alpha_lo`` / ``alpha_hi`` bound a
-        ``level`` percentile interval of alpha in which every replicate re-selects xmin
-        (:func:`workbench.spectrum.bootstrap.bootstrap_alpha`).
-    level, seed : confidence level and seed of the resampling.
-
-    Returns
-    -------
-    xr.Dataset
-        ``alpha`` (Clauset et al. 2009 eq. 3.1), ``xmin`` (argmin of the KS distance eq. 3.9 over
-        every eigenvalue but the largest), ``ks_distance``, ``tail_size`` (eigenvalues >= xmin)
-        and with ``bootstrap`` ``alpha_lo``, ``alpha_hi``; scalars for 1-D input, dim ``layer``
-        for 2-D input.
-    """
-    from workbench.spectrum.bootstrap import bootstrap_alpha
-
-    t = as_tensor(evals, "evals", ndim=(1, 2), dtype=torch.float64)
-    if bool((t < -1e-8 * t.abs().max()).any()):
-        raise ValueError("evals must be non-negative (eigenvalues of W^T W)")
-    one = t.ndim == 1
-    rows = t[None] if one else t
-    res = {k: v for k, v in power_law_batch(rows, thresh=thresh).items() if k != "n_fit"}
-    if bootstrap:
-        res["alpha_lo"], res["alpha_hi"] = bootstrap_alpha(list(rows), bootstrap, level=level,
-                                                           seed=seed, thresh=thresh)
-    dims = () if one else ("layer",)
-    data = {k: (dims, (v[0] if one else v).cpu().numpy()) for k, v in res.items()}
-    attrs = {"method": "continuous power-law MLE, xmin by min KS distance",
-             "reference": "Clauset, Shalizi & Newman 2009, eqs. 3.1, 3.9"}
-    if bootstrap:
-        attrs.update(bootstrap=int(bootstrap), level=float(level),
-                     interval="percentile bootstrap, xmin re-selected per replicate (Clauset 2009 Sec. 3.4)")
-    return xr.Dataset(data, attrs=attrs)
