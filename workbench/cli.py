@@ -146,6 +146,41 @@ def train_superposition_cmd(
     typer.echo(f"run_id: {run.id}")
 
 
+@train_app.command("groups")
+def train_groups_cmd(
+    group: Annotated[str, typer.Option(help="Z<n>, D<n>, S<n>, A<n> (n <= 5), Q8, or products like Z2xZ4.")] = "S4",
+    word: Annotated[str, typer.Option(help="The operation, a word in a, b: ab, aba^-1, a^2b, abA ...")] = "ab",
+    frac: Annotated[float, typer.Option(help="Train fraction of all |G|² pairs.")] = 0.7,
+    model: Annotated[str, typer.Option(help="li2 (one-hot → W → σ → V) | mlp (embedding MLP)")] = "li2",
+    hidden: Annotated[int, typer.Option(help="Hidden neurons.")] = 512,
+    activation: Annotated[str, typer.Option(help="li2 activation: sqr | relu")] = "sqr",
+    optimizer: Annotated[str, typer.Option(help="adamw | muon | grokfast-ema | grokfast-ma")] = "adamw",
+    lr: Annotated[float, typer.Option(help="AdamW learning rate (muon: for non-2-D parameters).")] = 3e-3,
+    wd: Annotated[float, typer.Option(help="AdamW weight decay.")] = 1.0,
+    muon_lr: float = 0.02,
+    muon_wd: float = 0.1,
+    steps: int = 1500,
+    seed: int = 0,
+    probe_every: Annotated[int, typer.Option(help="Irrep measures every N steps.")] = 50,
+    data: DataOpt = None,
+    resume: ResumeOpt = True,
+    progress: ProgressOpt = True,
+) -> None:
+    """Train on a word task in a finite group, with irrep progress measures (key_irreps in the run's attrs)."""
+    from workbench.grokking.groups_run import GroupsConfig, train_groups
+    from workbench.train import TrainingDiverged
+
+    try:
+        config = GroupsConfig(group=group, word=word, frac=frac, model=model, hidden=hidden, activation=activation,
+                              optimizer=optimizer, lr=lr, wd=wd, muon_lr=muon_lr, muon_wd=muon_wd, steps=steps,
+                              seed=seed, probe_every=probe_every)
+        run = train_groups(config, _store(data), resume=resume, progress=progress)
+    except (ValueError, TypeError, TrainingDiverged) as exc:
+        _fail(str(exc))
+    typer.echo(f"key irreps: {run.attrs.get('key_irreps')}")
+    _report(run)
+
+
 @app.command("sweep")
 def sweep_cmd(
     task: Annotated[str, typer.Argument(help="Sweep task: modular, grokking (when installed), ...")],

@@ -8,6 +8,7 @@ Fourier counterpart in :mod:`workbench.grokking.fourier` / :mod:`workbench.grokk
 - :func:`neuron_irrep_energy`, :func:`irrep_concentration` — per neuron, the energy of its input
   weights per class, and the share of the best class (Morwani et al.: one irrep per neuron);
 - :func:`key_irreps` — the classes that carry the embedding (the key-frequency rule);
+  :func:`neuron_key_irreps` — the classes single-irrep neurons sit on (a network may use them all);
 - :func:`irrep_restricted_loss`, :func:`irrep_excluded_loss` — the logits with only / without the
   key classes' directions ``f(w(a, b) c⁻¹)``;
 - :func:`group_probe` — all of them for ``train.fit``.
@@ -111,18 +112,63 @@ def neuron_irrep_energy(model: nn.Module, group: FiniteGroup | str) -> xr.DataAr
 
 
 def irrep_concentration(model: nn.Module, group: FiniteGroup | str) -> xr.Dataset:
-    """Each neuron's best non-trivial class and the share of its non-trivial energy there ([3], Thm. 5).
+    """Each neuron's best non-trivial class, its share of the neuron's energy, and its selectivity.
 
-    Morwani et al. prove that max-margin networks on ``Z_p`` / ``S_n`` have single-frequency /
-    single-irrep neurons: concentration 1. Returns a Dataset over ``neuron`` with ``best_irrep``
-    (str) and ``concentration`` in [1/#classes, 1].
+    Morwani et al. ([3], Thms. 5 and 8) prove that max-margin networks on ``Z_p`` / ``S_n`` have
+    single-frequency / single-irrep neurons. ``concentration = E_best / Σ_K E_K`` over the
+    non-trivial classes; since a random neuron already puts a share ``dim_K / Σ dim`` into class
+    ``K`` (4/5 into the 2-d irrep of S_3), ``selectivity`` compares densities instead:
+    ``(E_best / dim_best) / (Σ_{K≠best} E_K / Σ_{K≠best} dim_K)`` — about 1 at random, large for a
+    single-irrep neuron. Returns a Dataset over ``neuron``: ``best_irrep`` (str), ``concentration``,
+    ``selectivity``, ``energy`` (non-trivial energy of the neuron).
     """
     E = neuron_irrep_energy(model, group).isel(irrep=slice(1, None))
-    tot = E.sum("irrep").clip(min=1e-300)
-    best = E.argmax("irrep")
-    return xr.Dataset({"best_irrep": ("neuron", E.irrep.values[best.values]),
-                       "concentration": E.max("irrep") / tot}, coords={"neuron": E.neuron.values},
-                      attrs={"reference": PAPER})
+    dims = E.irrep_dim.values[:, None]
+    tot = E.sum("irrep").values
+    best = E.argmax("irrep").values
+    cols = np.arange(E.sizes["neuron"])
+    e_best, d_best = E.values[best, cols], dims[best, 0]
+    rest = (tot - e_best) / np.maximum(dims.sum() - d_best, 1)
+    return xr.Dataset({"best_irrep": ("neuron", E.irrep.values[best]),
+                       "concentration": ("neuron", e_best / np.maximum(tot, 1e-300)),
+                       "selectivity": ("neuron", (e_best / d_best) / np.maximum(rest, 1e-300)),
+                       "energy": ("neuron", tot)}, coords={"neuron": E.neuron.values}, attrs={"reference": PAPER})
+
+
+def neuron_key_irreps(model: nn.Module, group: FiniteGroup | str, *, selectivity: float = 10.0,
+                      coverage: float = 0.95, min_share: float = 0.5) -> list[str]:
+    """Key irrep classes read from the neurons: the classes that single-irrep neurons sit on ([3]).
+
+    A network that uses every irrep — what margin maximization predicts ([3]) and what the Li² model
+    does on S_4 — has an embedding whose energy per dimension is the same in every class, as at
+    initialization, so :func:`key_irreps` finds none. The neurons tell the two apart: neurons with
+    ``selectivity ≥ selectivity`` (:func:`irrep_concentration`) vote for their best class with their
+    energy; classes are taken in decreasing vote until they hold ``coverage`` of the votes. Empty
+    unless selective neurons hold at least ``min_share`` of all neuron energy (at random init they
+    hold a few percent).
+    """
+    check_range(selectivity, "selectivity", 1.0)
+    check_range(coverage, "coverage", 0.0, 1.0, low_open=True)
+    c = irrep_concentration(model, group)
+    on = c.selectivity.values >= selectivity
+    if c.energy.values[on].sum() < min_share * c.energy.values.sum():
+        return []
+    votes = c.energy[on].groupby(c.best_irrep[on]).sum()
+    order = np.argsort(-votes.values, kind="stable")
+    keys, held = [], 0.0
+    for k in order:
+        if held >= coverage * votes.values.sum():
+            break
+        keys.append(str(votes.best_irrep.values[k]))
+        held += votes.values[k]
+    return keys
+
+
+def run_key_irreps(model: nn.Module, group: FiniteGroup | str) -> list[str]:
+    """The rule a run records: :func:`neuron_key_irreps` for models with neurons (MLP, Li²), else
+    :func:`key_irreps` of the embedding."""
+    return neuron_key_irreps(model, group) if hasattr(model, "hidden") or hasattr(model, "W") \
+        else key_irreps(model, group)
 
 
 def key_irreps(model_or_W: Any, group: FiniteGroup | str, *, factor: float = 3.0, coverage: float = 0.95,
@@ -225,16 +271,19 @@ def irrep_excluded_loss(logits: Any, group: FiniteGroup | str, keys: list[str], 
 def group_probe(model: nn.Module, task: Any, keys: list[str] | None = None) -> xr.Dataset:
     """The irrep progress measures of ``model`` on a :class:`~workbench.tasks.groups.GroupTask`.
 
+    Key irreps are ``keys`` if given, else :func:`run_key_irreps` of the current model.
+
     Returns
     -------
     xr.Dataset (no ``step``; ``fit`` adds it): ``irrep_energy`` and ``is_key`` over ``irrep``;
     scalars ``key_irrep_fraction`` (share of the non-trivial energy in the key classes),
     ``n_key_irreps``, ``restricted_loss`` (all pairs), ``excluded_loss`` (train pairs),
     ``weight_norm``; with an MLP or Li² model, ``neuron_concentration`` over ``neuron`` and its mean
-    ``mean_concentration``.
+    ``mean_concentration``, and ``selective_share`` (share of neuron energy in neurons of
+    selectivity ≥ 10).
     """
     g = task.G
-    keys = key_irreps(model, g) if keys is None else list(keys)
+    keys = run_key_irreps(model, g) if keys is None else list(keys)
     E = irrep_energy(model, g)
     nontrivial = float(E.values[1:].sum())
     L = all_group_logits(model, g.order)
@@ -248,4 +297,5 @@ def group_probe(model: nn.Module, task: Any, keys: list[str] | None = None) -> x
         conc = irrep_concentration(model, g)
         data["neuron_concentration"] = conc.concentration.astype(np.float32)
         data["mean_concentration"] = float(conc.concentration.mean())
+        data["selective_share"] = float(conc.energy[conc.selectivity >= 10].sum() / conc.energy.sum())
     return xr.Dataset(data).assign_attrs(reference=PAPER, key_irrep_rule=KEY_RULE)
