@@ -18,8 +18,8 @@ from workbench.store import RunStore
 from workbench.tasks.modular import ModularTask
 from workbench.train import TrainingDiverged, fit
 
-SMALL = dict(p=23, d_embed=16, d_hidden=32, steps=120, eval_every=5, checkpoint_every=40, trajectory_every=20,
-             batch_size=64, lr=3e-3)
+SMALL = {"p": 23, "d_embed": 16, "d_hidden": 32, "steps": 120, "eval_every": 5, "checkpoint_every": 40,
+         "trajectory_every": 20, "batch_size": 64, "lr": 3e-3}
 
 
 def test_modular_mlp_memorises_the_training_set(tmp_path):
