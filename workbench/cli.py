@@ -286,7 +286,8 @@ def report(
     data: DataOpt = None,
 ) -> None:
     """Write one self-contained HTML file: the run's curves and every lens that applies (opens offline)."""
-    from widgets.report import write_report  # the view layer, imported lazily: workbench never needs it
+    # the view layer, imported lazily: workbench itself never imports widgets
+    from widgets.report import write_report
 
     try:
         path, result = write_report(_store(data), run_id, out)
