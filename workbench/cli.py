@@ -105,7 +105,7 @@ def train_grokking_cmd(
     try:
         config = GrokkingConfig(p=p, op=op, frac=frac, lr=lr, wd=wd, steps=steps, optimizer=optimizer,
                                 gf_alpha=gf_alpha, gf_lamb=gf_lamb, gf_window=gf_window, d_model=d_model,
-                                d_head=d_model // 4, d_mlp=d_mlp, batch_size=batch_size, seed=seed,
+                                d_mlp=d_mlp, batch_size=batch_size, seed=seed,
                                 eval_every=eval_every, probe_every=probe_every,
                                 checkpoint_every=checkpoint_every, trajectory_every=trajectory_every)
         run = train_grokking(config, _store(data), resume=resume, progress=progress)

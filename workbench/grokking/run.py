@@ -44,7 +44,7 @@ class GrokkingConfig:
     frac: float = 0.3       # train fraction of all p² pairs
     d_model: int = 128
     n_heads: int = 4
-    d_head: int = 32
+    d_head: int | None = None  # None: d_model // n_heads (paper: 128 // 4 = 32)
     d_mlp: int = 512
     lr: float = 1e-3
     wd: float = 1.0         # AdamW (decoupled) weight decay
@@ -65,6 +65,8 @@ class GrokkingConfig:
     trajectory_every: int = 100
 
     def __post_init__(self) -> None:
+        if self.d_head is None:
+            self.d_head = self.d_model // self.n_heads
         check_range(self.lr, "lr", 0.0, low_open=True)
         check_range(self.wd, "wd", 0.0)
         check_range(self.steps, "steps", 1)
