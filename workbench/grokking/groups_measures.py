@@ -278,8 +278,9 @@ def group_probe(model: nn.Module, task: Any, keys: list[str] | None = None) -> x
     xr.Dataset (no ``step``; ``fit`` adds it): ``irrep_energy`` and ``is_key`` over ``irrep``;
     scalars ``key_irrep_fraction`` (share of the non-trivial energy in the key classes),
     ``n_key_irreps``, ``restricted_loss`` (all pairs), ``excluded_loss`` (train pairs),
-    ``weight_norm``; with an MLP or Li² model, ``neuron_concentration`` over ``neuron`` and its mean
-    ``mean_concentration``, and ``selective_share`` (share of neuron energy in neurons of
+    ``weight_norm``; with an MLP or Li² model, ``neuron_concentration`` over ``neuron`` and its
+    energy-weighted mean ``mean_concentration`` (weight decay leaves most neurons near zero, whose
+    concentration is that of noise), and ``selective_share`` (share of neuron energy in neurons of
     selectivity ≥ 10).
     """
     g = task.G
@@ -296,6 +297,6 @@ def group_probe(model: nn.Module, task: Any, keys: list[str] | None = None) -> x
     if hasattr(model, "hidden") or hasattr(model, "W"):
         conc = irrep_concentration(model, g)
         data["neuron_concentration"] = conc.concentration.astype(np.float32)
-        data["mean_concentration"] = float(conc.concentration.mean())
+        data["mean_concentration"] = float((conc.concentration * conc.energy).sum() / conc.energy.sum())
         data["selective_share"] = float(conc.energy[conc.selectivity >= 10].sum() / conc.energy.sum())
     return xr.Dataset(data).assign_attrs(reference=PAPER, key_irrep_rule=KEY_RULE)

@@ -103,8 +103,7 @@ def _build_model(model_config: dict, seed: int) -> torch.nn.Module:
     kwargs = {k: v for k, v in model_config.items() if k != "name"}
     if model_config["name"] == "li2":
         return Li2MLP(**kwargs, seed=seed)
-    torch.manual_seed(seed)  # the MLP draws its initial weights from the global RNG
-    return MLP(**kwargs)
+    return MLP(**kwargs, seed=seed)
 
 
 def _store(store: RunStore | str | os.PathLike | None) -> RunStore:

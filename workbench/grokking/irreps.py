@@ -112,7 +112,7 @@ def _label_order(group: FiniteGroup, chars: list[np.ndarray], dims: list[int]) -
     """Deterministic order (trivial first; by dimension, then characters) and labels."""
     m = re.fullmatch(r"Z(\d+)", group.name)
     if m and group.order > 1:  # Z_n: label by the frequency k with χ_k(1) = exp(2πik/n)
-        k = [int(round(np.angle(ch[1]) / (2 * np.pi) * group.order)) % group.order for ch in chars]
+        k = [round(float(np.angle(ch[1])) / (2 * np.pi) * group.order) % group.order for ch in chars]
         order = list(np.argsort(k))
         return order, [str(k[i]) for i in order]
     keys = [(d, *np.round(-ch.real, 6), *np.round(-ch.imag, 6)) for d, ch in zip(dims, chars)]
@@ -146,7 +146,7 @@ def _compute(group: FiniteGroup, seed: int) -> Irreps:
     order, labels = _label_order(group, chars, [r.shape[1] for r in mats])
     mats, chars = [mats[i] for i in order], [chars[i] for i in order]
     sq = group.power(2)
-    indicator = tuple(int(round((ch[sq].sum() / n).real)) for ch in chars)
+    indicator = tuple(round(float((ch[sq].sum() / n).real)) for ch in chars)
     cyclic = re.fullmatch(r"Z\d+", group.name) is not None
     real = []
     for i, ch in enumerate(chars):  # pair each complex irrep with its conjugate; Z_n: frequency min(k, n-k)

@@ -83,8 +83,10 @@ class Muon(torch.optim.Optimizer):
             check_range(value, name, 0.0, low_open=True)
         check_range(momentum, "momentum", 0.0, 1.0, high_open=True)
         check_range(ns_steps, "ns_steps", 1)
-        muon = dict(lr=lr, momentum=momentum, nesterov=nesterov, ns_steps=ns_steps, weight_decay=weight_decay)
-        adamw = dict(lr=adamw_lr, betas=tuple(adamw_betas), eps=adamw_eps, weight_decay=adamw_weight_decay)
+        muon = {"lr": lr, "momentum": momentum, "nesterov": nesterov, "ns_steps": ns_steps,
+                "weight_decay": weight_decay}
+        adamw = {"lr": adamw_lr, "betas": tuple(adamw_betas), "eps": adamw_eps,
+                 "weight_decay": adamw_weight_decay}
         groups = []
         for group in _as_groups(params):
             for use_muon in _split(group):

@@ -260,7 +260,7 @@ class GroupTask:
         self.G = group_from_name(self.group)
         x, y = self.all_pairs()
         perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(self.seed))
-        n_train = int(round(self.frac * len(x)))
+        n_train = round(self.frac * len(x))
         if not 0 < n_train < len(x):
             raise ValueError(f"frac={self.frac} leaves an empty train or test set for {self.group}")
         self.train_x, self.train_y = x[perm[:n_train]], y[perm[:n_train]]
