@@ -82,7 +82,9 @@ def train_grokking_cmd(
     lr: Annotated[float, typer.Option(help="AdamW learning rate.")] = 1e-3,
     wd: Annotated[float, typer.Option(help="AdamW weight decay.")] = 1.0,
     steps: int = 40_000,
-    optimizer: Annotated[str, typer.Option(help="adamw | grokfast-ema | grokfast-ma")] = "adamw",
+    optimizer: Annotated[str, typer.Option(help="adamw | grokfast-ema | grokfast-ma | muon")] = "adamw",
+    muon_lr: Annotated[float, typer.Option(help="Muon learning rate (hidden matrices).")] = 0.02,
+    muon_wd: Annotated[float, typer.Option(help="Muon weight decay.")] = 0.05,
     gf_alpha: Annotated[float, typer.Option(help="Grokfast EMA momentum.")] = 0.98,
     gf_lamb: Annotated[Optional[float], typer.Option(help="Grokfast lambda (default 2 EMA / 5 MA).")] = None,
     gf_window: Annotated[int, typer.Option(help="Grokfast MA window.")] = 100,
@@ -104,6 +106,7 @@ def train_grokking_cmd(
 
     try:
         config = GrokkingConfig(p=p, op=op, frac=frac, lr=lr, wd=wd, steps=steps, optimizer=optimizer,
+                                muon_lr=muon_lr, muon_wd=muon_wd,
                                 gf_alpha=gf_alpha, gf_lamb=gf_lamb, gf_window=gf_window, d_model=d_model,
                                 d_mlp=d_mlp, batch_size=batch_size, seed=seed,
                                 eval_every=eval_every, probe_every=probe_every,

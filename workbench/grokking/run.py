@@ -1,7 +1,8 @@
 """The grokking run behind ``workbench train grokking``: Nanda et al.'s transformer + progress measures.
 
 A validated flat config (nanoGPT style) → modular task, one-layer :class:`Transformer` (fast path),
-AdamW or Grokfast-wrapped AdamW, :func:`workbench.train.fit` with :func:`grokking_probe` every
+AdamW, Grokfast-wrapped AdamW or Muon (hidden matrices; AdamW for embeddings and biases),
+:func:`workbench.train.fit` with :func:`grokking_probe` every
 ``probe_every`` steps, checkpoints and parameter trajectories; at the end the run's attrs get the
 final ``key_freqs`` and the ``phases`` (:func:`workbench.grokking.phases.detect_phases`).
 
@@ -27,12 +28,13 @@ from workbench.grokking.phases import detect_phases
 from workbench.grokking.probe import grokking_probe
 from workbench.grokking.transformer import Transformer
 from workbench.optim.grokfast import Grokfast
+from workbench.optim.muon import Muon, muon_param_groups
 from workbench.store import Run, RunStore
 from workbench.tasks.modular import ModularTask, build_task
 from workbench.train import default_optimizer, fit
 from workbench.validation import check_range
 
-OPTIMIZERS = ("adamw", "grokfast-ema", "grokfast-ma")
+OPTIMIZERS = ("adamw", "grokfast-ema", "grokfast-ma", "muon")
 
 
 @dataclass
@@ -53,10 +55,12 @@ class GrokkingConfig:
     warmup: int = 10        # linear LR warm-up steps (paper: 10)
     steps: int = 40_000
     batch_size: int | None = None  # None = full batch (paper)
-    optimizer: str = "adamw"       # adamw | grokfast-ema | grokfast-ma
+    optimizer: str = "adamw"       # adamw | grokfast-ema | grokfast-ma | muon
     gf_alpha: float = 0.98         # Grokfast EMA momentum (Lee et al. 2024 default)
     gf_lamb: float | None = None   # Grokfast λ; None = 2.0 (EMA) / 5.0 (MA)
     gf_window: int = 100           # Grokfast MA window
+    muon_lr: float = 0.02          # Muon learning rate of the hidden matrices (Jordan's default)
+    muon_wd: float = 0.05          # Muon decoupled weight decay (lr·wd = 1e-3, as AdamW's 1e-3 · 1)
     seed: int = 0                  # model init, data split and batch order
     eval_every: int = 10
     probe_every: int = 100
@@ -68,7 +72,9 @@ class GrokkingConfig:
         if self.d_head is None:
             self.d_head = self.d_model // self.n_heads
         check_range(self.lr, "lr", 0.0, low_open=True)
+        check_range(self.muon_lr, "muon_lr", 0.0, low_open=True)
         check_range(self.wd, "wd", 0.0)
+        check_range(self.muon_wd, "muon_wd", 0.0)
         check_range(self.steps, "steps", 1)
         check_range(self.warmup, "warmup", 0)
         for name in ("eval_every", "probe_every", "checkpoint_every"):
@@ -96,10 +102,15 @@ class GrokkingConfig:
                 "d_head": self.d_head, "d_mlp": self.d_mlp}
 
     def to_run_config(self) -> dict:
-        return {"kind": "grokking", "task": self.task().config(), "model": self.model_config(),
-                "train": asdict(self)}
+        train = asdict(self)
+        if self.optimizer != "muon":  # runs recorded before Muon keep their ids
+            del train["muon_lr"], train["muon_wd"]
+        return {"kind": "grokking", "task": self.task().config(), "model": self.model_config(), "train": train}
 
     def make_optimizer(self, model: torch.nn.Module) -> torch.optim.Optimizer | Grokfast:
+        if self.optimizer == "muon":
+            return Muon(muon_param_groups(model), lr=self.muon_lr, weight_decay=self.muon_wd, adamw_lr=self.lr,
+                        adamw_betas=(self.beta1, self.beta2), adamw_weight_decay=self.wd)
         opt = default_optimizer(model, lr=self.lr, weight_decay=self.wd, betas=(self.beta1, self.beta2))
         if self.optimizer == "adamw":
             return opt

@@ -11,9 +11,12 @@ wide orientation (transposing when rows > cols) and iterates the quintic
 ``X ← a X + (b A + c A²) X``, ``A = X Xᵀ``, with Jordan's coefficients ``(a, b, c) = (3.4445,
 −4.7750, 2.0315)``: they maximise the slope at zero, so five steps push every singular value into
 roughly [0.7, 1.2] instead of converging to exactly 1 ([1]). Parameters that are not 2-D (biases,
-gains) — and any group marked ``use_muon=False`` (embeddings, heads, as [1] advises) — take AdamW
-steps with bias correction ([2], ``adam_update``). Everything lives in ``torch.optim.Optimizer``
-state, so ``state_dict`` / ``load_state_dict`` resume exactly.
+gains) — and any group marked ``use_muon=False`` (embeddings, heads, as [1] advises;
+:func:`muon_param_groups` marks them by name) — take AdamW steps with bias correction ([2],
+``adam_update``). A parameter with more than two dims in a Muon group is a stack of matrices over its
+last two dims (per-head attention weights ``(head, d_model, d_head)``), each orthogonalised on its own.
+Everything lives in ``torch.optim.Optimizer`` state, so ``state_dict`` / ``load_state_dict`` resume
+exactly.
 
 References
 ----------
@@ -64,9 +67,9 @@ class Muon(torch.optim.Optimizer):
 
     Parameters
     ----------
-    params : parameters, or param groups (dicts); a group may set ``use_muon`` (default: the
-        parameter is 2-D — a group must then hold only 2-D or only other parameters) and any of the
-        options below for its kind.
+    params : parameters, or param groups (dicts); a group may set ``use_muon`` (without it the
+        group's 2-D parameters go to Muon and the others to AdamW) and any of the options below for
+        its kind.
     lr : Muon learning rate, in units of spectral norm per step (0.02 in [2]).
     momentum : Muon momentum β (0.95).
     nesterov : Nesterov momentum (on in [2]).
@@ -114,15 +117,15 @@ class Muon(torch.optim.Optimizer):
         return loss
 
     def _muon(self, q: torch.Tensor, group: dict) -> torch.Tensor:
-        if q.ndim != 2:
-            raise ValueError(f"use_muon=True needs 2-D parameters, got shape {tuple(q.shape)}")
+        if q.ndim < 2:
+            raise ValueError(f"use_muon=True needs parameters with >= 2 dims, got shape {tuple(q.shape)}")
         state = self.state[q]
         if not state:
             state["momentum_buffer"] = torch.zeros_like(q)
         buf, beta = state["momentum_buffer"], group["momentum"]
         buf.lerp_(q.grad, 1 - beta)
         m = q.grad.lerp(buf, beta) if group["nesterov"] else buf
-        return newton_schulz(m, group["ns_steps"]) * max(1.0, q.size(0) / q.size(1)) ** 0.5
+        return newton_schulz(m, group["ns_steps"]) * max(1.0, q.size(-2) / q.size(-1)) ** 0.5
 
     def _adamw(self, q: torch.Tensor, group: dict) -> torch.Tensor:
         state = self.state[q]
@@ -146,3 +149,19 @@ def _as_groups(params: Iterable[Any]) -> list[dict]:
 
 def _split(group: dict) -> tuple[bool, ...]:
     return (bool(group["use_muon"]),) if "use_muon" in group else (True, False)
+
+
+EMBEDDING_NAMES = ("embed", "unembed", "W_E", "W_pos", "W_U")
+
+
+def muon_param_groups(model: torch.nn.Module, adamw_names: tuple[str, ...] = EMBEDDING_NAMES) -> list[dict]:
+    """Param groups for :class:`Muon`: hidden matrices (``≥ 2`` dims) on Muon, the rest on AdamW.
+
+    A parameter goes to AdamW when it has fewer than two dims or a component of its dotted name is in
+    ``adamw_names`` (embeddings and unembeddings, as [1] advises: their gradients are not
+    well-conditioned matrices of a linear map between hidden spaces).
+    """
+    muon, adamw = [], []
+    for name, q in model.named_parameters():
+        (adamw if q.ndim < 2 or set(name.split(".")) & set(adamw_names) else muon).append(q)
+    return [g for g in ({"params": muon, "use_muon": True}, {"params": adamw, "use_muon": False}) if g["params"]]
