@@ -35,7 +35,7 @@ def test_page_logic_without_browser(ui_data, ui_run_id, tmp_path):
     page = SpectrumPage(store)  # starts analysing the newest run in a thread
     page.wait()
     assert page.source == ui_run_id and page.step == 200
-    assert page.layers == ["embed", "hidden"] and len(page._esds.objects) == 2
+    assert page.layers == ["embed", "hidden"] and sum(p.visible for p in page._esds) == 2
     assert "3 layers" in page._status.object
     page.step = 100  # another checkpoint: analysed again
     page.wait()
@@ -68,3 +68,18 @@ def test_spectrum_page_in_browser(server, browser_page):
                              timeout=60)
     assert points["ESD"] > 5
     assert not page.errors
+
+
+def test_switching_source_throws_nothing(server, browser_page, ui_run_id):
+    """Switching to the pretrained model and back redraws the same panes: no plotly.js errors."""
+    page = browser_page
+    console: list[str] = []
+    page.on("console", lambda msg: console.append(msg.text) if msg.type == "error" else None)
+    page.goto(server + "/spectrum")
+    wait_for_points(page, lambda p: p.get("workbench alpha", 0) == 3, timeout=60)
+    source = page.locator("select").first
+    source.select_option(PRETRAINED)
+    wait_for_points(page, lambda p: p.get("workbench alpha", 0) > 3, timeout=90)
+    source.select_option(ui_run_id)
+    wait_for_points(page, lambda p: p.get("workbench alpha", 0) == 3, timeout=60)
+    assert not page.errors and not [m for m in console if "_guiEditing" in m], (page.errors, console)

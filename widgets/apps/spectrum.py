@@ -23,6 +23,7 @@ from torch import nn
 
 from widgets.apps import require_store
 from widgets.apps.background import Background
+from widgets.plots.empty import empty_figure
 from widgets.plots.spectrum import alpha_by_layer, esd_plot, metric_table, spectrum_over_training
 from workbench.spectrum import analyze
 from workbench.store import RunStore
@@ -30,6 +31,7 @@ from workbench.store import RunStore
 PRETRAINED = "pretrained: all-MiniLM-L6-v2"
 PROBE_GROUP = "spectrum"
 MAX_ESDS = 3
+TRAINING_VARS = ("alpha", "effective_rank", "delta_stable_rank")
 
 
 # -- page logic: plain functions -----------------------------------------------------------------
@@ -87,7 +89,7 @@ def training_figures(store: RunStore, source: str) -> dict[str, go.Figure]:
     ds = run.metrics(PROBE_GROUP)
     phases = run.attrs.get("phases") if isinstance(run.attrs, dict) else None
     return {var: spectrum_over_training(ds, var, phases=phases)
-            for var in ("alpha", "effective_rank", "delta_stable_rank") if var in ds}
+            for var in TRAINING_VARS if var in ds}
 
 
 def status_line(source: str, ds: xr.Dataset | None, busy: bool, error: str) -> str:
@@ -100,8 +102,9 @@ def status_line(source: str, ds: xr.Dataset | None, busy: bool, error: str) -> s
             f"mean log‖W‖²_F {float(ds.log_norm_mean):.3f}")
 
 
-def alpha_figure(ds: xr.Dataset | None) -> go.Figure | None:
-    return None if ds is None else alpha_by_layer(ds)
+def alpha_figure(ds: xr.Dataset | None) -> go.Figure:
+    """Alpha per layer, or the empty state while nothing is analysed."""
+    return empty_figure("analysing …", title="alpha per layer") if ds is None else alpha_by_layer(ds)
 
 
 def table(ds: xr.Dataset | None) -> pd.DataFrame | None:
@@ -124,12 +127,17 @@ class SpectrumPage(pn.viewable.Viewer):
         busy = self._job.param.busy
         self._status = pn.pane.Markdown(pn.bind(status_line, self.param.source, self.param.result, busy,
                                                 self._job.param.error), sizing_mode="stretch_width")
-        self._esds = pn.Column(sizing_mode="stretch_width", loading=busy)
+        # a fixed set of plot panes whose figures are swapped: removing a plotly pane while the
+        # page redraws makes plotly.js throw (`_guiEditing` of undefined)
+        self._esds = [pn.pane.Plotly(None, height=340, sizing_mode="stretch_width", loading=busy, visible=False)
+                      for _ in range(MAX_ESDS)]
         self._alpha = pn.pane.Plotly(pn.bind(alpha_figure, self.param.result), height=360,
                                      sizing_mode="stretch_width", name="alpha", loading=busy)
-        self._table = pn.widgets.Tabulator(pn.bind(table, self.param.result), height=360,
-                                           sizing_mode="stretch_width", disabled=True)
-        self._training = pn.Column(sizing_mode="stretch_width")
+        self._table = pn.widgets.Tabulator(pn.bind(table, self.param.result), height=360, show_index=False,
+                                           sizing_mode="stretch_width", disabled=True, layout="fit_columns",
+                                           frozen_columns=["layer"])
+        self._training = [pn.pane.Plotly(None, height=300, sizing_mode="stretch_width", visible=False)
+                          for _ in TRAINING_VARS]
         self._slider = pn.widgets.DiscreteSlider(label="step", options=[0], value=0, sizing_mode="stretch_width")
         pn.bind(self._set_step, self._slider.param.value_throttled, watch=True)
         self.param.source.objects = spectrum_sources(store)
@@ -144,8 +152,9 @@ class SpectrumPage(pn.viewable.Viewer):
         self._slider.options = steps or [0]
         self._slider.value = steps[-1] if steps else 0
         self._slider.visible = bool(steps)
-        self._training.objects = [pn.pane.Plotly(f, height=300, sizing_mode="stretch_width")
-                                  for f in training_figures(self.store, self.source).values()]
+        figs = list(training_figures(self.store, self.source).values())
+        for pane, fig in zip(self._training, figs + [None] * len(self._training)):
+            pane.param.update(object=fig, visible=fig is not None)
         if self.step == self._slider.value:
             self.start()
         else:
@@ -170,9 +179,9 @@ class SpectrumPage(pn.viewable.Viewer):
     @param.depends("result", "layers", watch=True)
     def _draw_esds(self) -> None:
         if self.result is not None:
-            self._esds.objects = [pn.pane.Plotly(f, height=340, sizing_mode="stretch_width")
-                                  for k, f in spectrum_figures(self.result, list(self.layers)).items()
-                                  if k.startswith("esd:")]
+            figs = [f for k, f in spectrum_figures(self.result, list(self.layers)).items() if k.startswith("esd:")]
+            for pane, fig in zip(self._esds, figs + [None] * MAX_ESDS):
+                pane.param.update(object=fig, visible=fig is not None)
 
     def __panel__(self):
         controls = pn.Column(
@@ -182,7 +191,7 @@ class SpectrumPage(pn.viewable.Viewer):
             pn.pane.Markdown("## Spectra\nMartin & Mahoney (2021): the ESD of WᵀW, its power-law tail α "
                              "and the Marchenko–Pastur bulk; stable/effective rank, condition number."),
             pn.Row(controls, pn.Column(self._status, sizing_mode="stretch_width")),
-            self._esds, self._alpha, self._table, self._training, sizing_mode="stretch_width")
+            *self._esds, self._alpha, self._table, *self._training, sizing_mode="stretch_width")
 
 
 def page(store: RunStore) -> pn.viewable.Viewable:
