@@ -21,9 +21,16 @@ A loop with ``steps`` updates, where ``step`` counts the updates done so far::
 A checkpoint at ``step`` holds the model, the optimizer and every object of ``state`` (anything
 with ``state_dict``/``load_state_dict``, or a ``torch.Generator``) as they are when
 :meth:`Recorder.step` is called, so :meth:`Recorder.resume` continues the loop bit for bit on CPU.
+
+One writer per run: :meth:`Recorder.resume`/:meth:`Recorder.begin` take the run's writer lock
+(:meth:`~workbench.store.RunStore.lock`; a second writer gets :class:`~workbench.store.RunLockedError`
+or, with ``wait=True``, waits) and :meth:`Recorder.close` or leaving the ``with`` block releases it.
+Leaving the block by an exception records why: ``failed`` (an error, with its message and step) or
+``interrupted`` (Ctrl-C, SIGTERM, ``SystemExit``, with the command that resumes the run).
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable, Mapping
@@ -98,13 +105,16 @@ class Recorder:
         or every ``FLUSH_COST_FACTOR`` × the last write's duration if longer: an append rewrites its
         group, so long runs write less often and the store costs ~2 % of the time. Checkpoints flush.
     device : where :meth:`resume` loads checkpoint tensors.
+    wait : when another process or thread trains the run, wait for it (True) or raise
+        :class:`~workbench.store.RunLockedError` at once (False, the default).
     """
 
     def __init__(self, run: Run | None, model: nn.Module, optimizer: Any = None, *,
                  probes: Mapping[str, tuple[Probe, int]] | None = None, probe_input: Any = None,
                  checkpoint_every: int = 0, trajectory_every: int = 0,
                  trajectory: ParameterRecorder | None = None, state: Mapping[str, Any] | None = None,
-                 seed: int = 0, flush_seconds: float = 2.0, device: str | torch.device = "cpu"):
+                 seed: int = 0, flush_seconds: float = 2.0, device: str | torch.device = "cpu",
+                 wait: bool = False):
         if run is not None and not isinstance(run, Run):
             raise TypeError(f"run must be a workbench.store.Run or None, got {type(run).__name__}")
         if not isinstance(model, nn.Module):
@@ -128,36 +138,80 @@ class Recorder:
         self._probed: dict[str, list[xr.Dataset]] = {}
         self._done: dict[str | tuple[str], int] = {}  # probe name / TRAJECTORY / CHECKPOINT → last step done
         self._last_flush, self._flush_cost = time.monotonic(), 0.0
+        self.wait, self._lock = wait, contextlib.ExitStack()
+        self._locked = False
 
     # -- start ---------------------------------------------------------------------------------
-    def resume(self, enabled: bool = True) -> int:
-        """Load the run's latest checkpoint (if any, and ``enabled``) into the model, the optimizer
-        and ``state``; drop what the run recorded after it; return the step to continue from."""
+    def resume(self, enabled: bool | int = True) -> int:
+        """Take the run's writer lock and load its newest checkpoint that verifies (if any, and
+        ``enabled``) into the model, the optimizer and ``state``; drop what the run recorded after
+        it; return the step to continue from.
+
+        ``enabled`` may be a step: resume from the checkpoint at exactly that step (``--from-step``).
+        Newer checkpoints that fail their sha256 check are skipped with a warning; checkpoints after
+        the step resumed from are deleted (the resumed history replaces them).
+        """
+        from_step = None if isinstance(enabled, bool) else enabled
+        if from_step is not None and (not isinstance(from_step, int) or from_step < 0):
+            raise ValueError(f"resume must be True, False or a checkpoint step >= 0, got {enabled!r}")
         start = 0
-        if self.run is not None and enabled and self.run.checkpoint_steps():
-            ckpt = self.run.load_checkpoint(device=self.device)
-            missing = sorted(set(self.state) - set(ckpt["extra"]))
-            if missing:
-                raise ValueError(f"the checkpoint of run {self.run.id} at step {ckpt['step']} holds no state "
-                                 f"for {missing}; it has {sorted(ckpt['extra'])}")
-            self.model.load_state_dict(ckpt["model"])
-            if self.optimizer is not None:
-                self.optimizer.load_state_dict(ckpt["optimizer"])
-            for name, obj in self.state.items():
-                _load_into(obj, ckpt["extra"][name])
-            start = ckpt["step"]
+        if self.run is not None and enabled is not False:
+            self._acquire()
+            try:
+                start = self._load(from_step)
+            except BaseException:
+                self._release()
+                raise
         self.begin(start)
         return start
 
+    def _load(self, from_step: int | None) -> int:
+        """Load the checkpoint to resume from (see :meth:`resume`); its step, or 0 without one."""
+        steps = self.run.checkpoint_steps()
+        if from_step is not None:
+            if from_step not in steps:
+                raise ValueError(f"run {self.run.id} has no checkpoint at step {from_step}; "
+                                 f"its checkpoints are at steps {steps or 'none'}")
+            step = from_step
+        elif not steps:
+            return 0
+        else:
+            step = self.run.newest_verified_checkpoint()
+            if step is None:
+                raise ValueError(f"no checkpoint of run {self.run.id} verifies (steps {steps} all fail their "
+                                 "sha256 check); start it over with --no-resume (resume=False)")
+        ckpt = self.run.load_checkpoint(step, device=self.device)
+        missing = sorted(set(self.state) - set(ckpt["extra"]))
+        if missing:
+            raise ValueError(f"the checkpoint of run {self.run.id} at step {ckpt['step']} holds no state "
+                             f"for {missing}; it has {sorted(ckpt['extra'])}")
+        self.model.load_state_dict(ckpt["model"])
+        if self.optimizer is not None:
+            self.optimizer.load_state_dict(ckpt["optimizer"])
+        for name, obj in self.state.items():
+            _load_into(obj, ckpt["extra"][name])
+        self.run.drop_checkpoints_after(step)
+        return step
+
     def begin(self, start: int = 0) -> None:
         """Start recording at ``start`` without loading anything (the loop restored its own state):
-        the run drops rows after ``start - 1`` and is marked running."""
+        take the run's writer lock; the run drops rows after ``start - 1`` and is marked running."""
         if not isinstance(start, int) or start < 0:
             raise ValueError(f"start must be an int >= 0, got {start!r}")
         self.start = start
         if self.run is not None:
+            self._acquire()
             self.run.truncate(start - 1)
-            self.run.update_state(status="running")
+            self.run.update_state(status="running", reason="", resume="", started_at=start)
+
+    def _acquire(self) -> None:
+        if not self._locked:
+            self._lock.enter_context(self.run.store.lock(self.run.id, wait=self.wait))
+            self._locked = True
+
+    def _release(self) -> None:
+        self._locked = False
+        self._lock.close()
 
     # -- per step ------------------------------------------------------------------------------
     def check(self, step: int, loss: torch.Tensor | float) -> float:
@@ -257,18 +311,49 @@ class Recorder:
         return rows_dataset(self.rows)
 
     def close(self, step: int | None = None) -> None:
-        """Flush and mark the run done at ``step`` (default: the last step given to :meth:`step`)."""
-        self.flush()
-        if self.run is not None:
-            done = step if step is not None else self.last_step if self.last_step is not None else self.start
-            self.run.update_state(status="done", step=done)
+        """Flush, mark the run done at ``step`` (default: the last step given to :meth:`step`) and
+        release its writer lock."""
+        try:
+            self.flush()
+            if self.run is not None:
+                done = step if step is not None else self._at()
+                self.run.update_state(status="done", step=done, reason="", resume="")
+        finally:
+            self._release()
+
+    def abort(self, exc: BaseException) -> None:
+        """Keep what was measured, record why training stopped and release the writer lock.
+
+        ``interrupted`` for Ctrl-C, SIGTERM (as ``KeyboardInterrupt``) and ``SystemExit``, with the
+        command that resumes the run; ``failed`` with the error for anything else; a
+        :class:`TrainingDiverged` run keeps its ``diverged`` status.
+        """
+        try:
+            if self.run is None or isinstance(exc, TrainingDiverged):
+                return
+            with contextlib.suppress(Exception):  # e.g. a full disk: the status below matters more
+                self.flush()
+            step = self._at()
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                status, reason = "interrupted", f"{type(exc).__name__}{': ' + str(exc) if str(exc) else ''} at step {step}"
+            else:
+                status, reason = "failed", f"{type(exc).__name__}: {exc} (at step {step})"
+            with contextlib.suppress(Exception):
+                self.run.update_state(status=status, reason=reason, failed_at=step,
+                                      resume=self.run.resume_command())
+        finally:
+            self._release()
+
+    def _at(self) -> int:
+        """The last step seen (what a status refers to)."""
+        return self.last_step if self.last_step is not None else self.start
 
     def __enter__(self) -> Self:
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        if exc_type is None:
+        if exc is None:
             self.close()
-        elif not isinstance(exc, TrainingDiverged):
-            self.flush()  # interrupted: keep what was measured; the run stays "running" (resumable)
+        else:
+            self.abort(exc)

@@ -7,21 +7,24 @@ Layout of ``<root>/<run_id>/``::
     metrics.zarr/<group>/HEAD, v000001/ ...   one zarr store per probe group, copy-on-write
     traj.zarr/           parameter trajectory (step, param), row-chunked, with a COMMITTED count
     checkpoints/step-000001000/{model,optimizer}.safetensors, state.json, manifest.json
-    .lock                advisory lock held while a process trains the run (:meth:`RunStore.lock`)
+    .lock                the writer lock: owner pid/host, mtime = heartbeat (:mod:`workbench.runlock`)
 
 and ``<root>/artifacts/<kind>/<name>.{zarr,json}`` for results that belong to no single run (toy
 grids, phase diagrams, sweep records: :meth:`RunStore.save_artifact`, :mod:`workbench.artifacts`).
 
 Every write is atomic: files are written to a temporary name and renamed; a metrics append writes a
-new version of its group and then swaps the ``HEAD`` pointer, so a crash mid-append leaves the
-previous version readable. Checkpoints carry a sha256 manifest and are verified on load
-(:mod:`workbench.checkpoint_io`); nothing is ever unpickled. Run ids, artifact kinds and names are
-validated so nothing outside ``root`` is read or written.
+new version of its group with a sha256 manifest and then swaps the ``HEAD`` pointer, so a crash
+mid-append leaves the previous version readable; readers verify the manifest and fall back to the
+newest intact version (:mod:`workbench.integrity`). Checkpoints carry a sha256 manifest and are
+verified on load (:mod:`workbench.checkpoint_io`); nothing is ever unpickled. Run ids, artifact
+kinds and names are validated so nothing outside ``root`` is read or written.
+
+One process trains a run at a time (:meth:`RunStore.lock`); :attr:`Run.status` tells a live run
+from one whose writer is gone.
 """
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -44,12 +47,23 @@ from workbench.checkpoint_io import (
     CheckpointError,
     checkpoint_steps,
     read_checkpoint,
+    step_dir,
     verified_dir,
     write_checkpoint,
 )
+from workbench.integrity import (
+    MANIFEST,
+    candidates,
+    has_manifest,
+    manifest_path,
+    manifest_problems,
+    version_dirs,
+    write_manifest,
+)
+from workbench.runlock import RunLockedError, owner_of, run_lock, writer_alive
 
-__all__ = ["CheckpointError", "Run", "RunNotFoundError", "RunStore", "atomic_write_json", "default_root",
-           "run_id_for"]
+__all__ = ["CheckpointError", "Run", "RunDamagedError", "RunLockedError", "RunNotFoundError", "RunStore",
+           "atomic_write_json", "default_root", "run_id_for"]
 
 RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 GROUP = re.compile(r"^[A-Za-z0-9_]{1,64}$")
@@ -63,6 +77,14 @@ class RunNotFoundError(KeyError):
 
     def __str__(self) -> str:  # KeyError quotes its message; show it plainly
         return str(self.args[0])
+
+
+class RunDamagedError(RuntimeError):
+    """A file of a run is missing or unreadable; the message names it and what to do."""
+
+
+#: Recorded statuses that end a run (nothing writes to it any more).
+FINAL_STATUSES = frozenset({"done", "diverged", "failed", "interrupted"})
 
 
 def default_root() -> Path:
@@ -91,8 +113,12 @@ def _versions() -> dict[str, str]:
 class RunStore:
     """A directory of runs. ``RunStore(root)``; ``create``, ``open``, ``list``, ``delete``."""
 
-    def __init__(self, root: str | os.PathLike | None = None):
+    def __init__(self, root: str | os.PathLike | None = None, *, create: bool = True):
         self.root = Path(root) if root is not None else default_root()
+        if not create and not self.root.is_dir():
+            raise FileNotFoundError(
+                f"the data root {self.root} does not exist; pass the directory your runs are in with "
+                "--data (or $WORKBENCH_DATA), or train a run first (`workbench demo`)")
         self.root.mkdir(parents=True, exist_ok=True)
         self.root = self.root.resolve()
         self._artifacts = Artifacts(self.root)
@@ -143,14 +169,24 @@ class RunStore:
         return (Run(self, i) for i in self.ids())
 
     def list(self) -> pd.DataFrame:
-        """One row per run: id, kind, status, step, created and the latest summary metrics."""
-        rows = []
+        """One row per run: id, kind, status (:attr:`Run.status`), step, created and the latest summary.
+
+        A run whose ``config.json``/``state.json`` is unreadable is left out and named, with the
+        reason, in ``df.attrs["damaged"]`` (``{run_id: message}``); one damaged run never hides the others.
+        """
+        rows, damaged = [], {}
         for run in self:
-            state = run.state
-            rows.append({"run_id": run.id, "kind": run.config.get("kind", ""), "status": state.get("status"),
-                         "step": state.get("step", 0), "created": state.get("created"), **state.get("summary", {})})
+            try:
+                state, config = run.state, run.config
+                rows.append({"run_id": run.id, "kind": config.get("kind", ""), "status": run.status,
+                             "step": state.get("step", 0), "created": state.get("created"),
+                             **state.get("summary", {})})
+            except RunDamagedError as exc:
+                damaged[run.id] = str(exc)
         columns = ["run_id", "kind", "status", "step", "created"]
-        return pd.DataFrame(rows, columns=None if rows else columns)
+        df = pd.DataFrame(rows, columns=None if rows else columns)
+        df.attrs["damaged"] = damaged
+        return df
 
     def delete(self, run_id: str) -> None:
         """Remove a run directory (validated to lie inside the root)."""
@@ -161,20 +197,19 @@ class RunStore:
         return (self._path(run_id) / "config.json").exists()
 
     @contextlib.contextmanager
-    def lock(self, run_id: str) -> Iterator[None]:
-        """Exclusive advisory lock on a run (also one not created yet) while a process trains it.
+    def lock(self, run_id: str, *, wait: bool = True) -> Iterator[None]:
+        """The run's writer lock (also for a run not created yet) while a process trains it.
 
-        A ``flock`` on ``<run>/.lock``: the OS drops it if the process dies, so a killed trainer
-        never leaves the run locked.
+        A ``flock`` on ``<run>/.lock`` naming its owner, with a heartbeat (:mod:`workbench.runlock`):
+        the OS drops it if the process dies, so a killed trainer never leaves the run locked.
+        ``wait=False`` raises :class:`RunLockedError` naming the owner instead of blocking. Nested
+        use in the holding thread is free. On taking it, temporaries left by a killed writer
+        (:meth:`Run.clean_temporaries`) are removed.
         """
         path = self._path(run_id)
-        path.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        with run_lock(path, run_id, wait=wait):
+            Run(self, run_id).clean_temporaries()
             yield
-        finally:
-            os.close(fd)  # closing releases the flock
 
     # -- artifacts: results that belong to no single run (workbench.artifacts) -----------------
     def save_artifact(self, kind: str, name: str, value: xr.Dataset | dict) -> Path:
@@ -209,13 +244,60 @@ class Run:
         return f"Run({self.id!r}, status={self.state.get('status')!r}, step={self.state.get('step')})"
 
     # -- config and mutable state -------------------------------------------------------------
+    def _json(self, name: str) -> dict:
+        try:
+            value = json.loads((self.path / name).read_text())
+        except (OSError, ValueError) as exc:
+            raise RunDamagedError(
+                f"run {self.id}: {name} is missing or unreadable ({exc.__class__.__name__}: {exc}). "
+                f"`workbench runs check {self.id}` says what survives; delete the run with "
+                f"`workbench runs delete {self.id}` if nothing does.") from None
+        if not isinstance(value, dict):
+            raise RunDamagedError(f"run {self.id}: {name} holds {type(value).__name__}, not a JSON object")
+        return value
+
     @property
     def config(self) -> dict:
-        return json.loads((self.path / "config.json").read_text())
+        return self._json("config.json")
 
     @property
     def state(self) -> dict:
-        return json.loads((self.path / "state.json").read_text())
+        return self._json("state.json")
+
+    @property
+    def status(self) -> str:
+        """The run's status as it really is (what the dashboard and ``runs list`` show).
+
+        ``created``, ``done``, ``diverged``, ``failed``, ``interrupted`` as recorded; ``running``
+        only while a live process holds the run's writer lock (pid alive and heartbeat fresh);
+        ``stale`` when the run was left ``running`` by a process that is gone (killed, OOM, power
+        loss) — resume it with ``workbench train resume ID``. See :meth:`status_info` for the reason.
+        """
+        return self.status_info()["status"]
+
+    def status_info(self) -> dict:
+        """``{status, recorded, step, reason, resume, owner}``: :attr:`status` with its explanation.
+
+        ``reason`` is the recorded failure/interruption cause (or why a run is stale), ``resume``
+        the command that continues the run (empty when done), ``owner`` the last writer
+        ``{pid, host, started, heartbeat_age}``.
+        """
+        state = self.state
+        recorded = state.get("status", "created")
+        owner = owner_of(self.path)
+        status, reason = recorded, state.get("reason", "")
+        if recorded == "running" and not writer_alive(self.path):
+            status = "stale"
+            reason = (f"left running by pid {owner.get('pid', '?')} on {owner.get('host', '?')}, which no longer "
+                      f"holds the run (killed or crashed; last heartbeat {owner.get('heartbeat_age', 0):.0f} s ago)"
+                      if owner else "left running by a process that is gone")
+        resume = "" if status in ("done", "running") else state.get("resume") or self.resume_command()
+        return {"status": status, "recorded": recorded, "step": state.get("step", 0), "reason": reason,
+                "resume": resume, "owner": owner}
+
+    def resume_command(self) -> str:
+        """The shell command that continues this run from its newest verified checkpoint."""
+        return f"workbench train resume {self.id} --data {self.store.root}"
 
     def update_state(self, **changes: Any) -> None:
         state = self.state
@@ -238,23 +320,36 @@ class Run:
         return self.path / "metrics.zarr" / group
 
     def groups(self) -> list[str]:
+        """Metric groups with at least one stored version (also one whose ``HEAD`` was lost)."""
         root = self.path / "metrics.zarr"
-        return sorted(p.name for p in root.iterdir() if (p / "HEAD").exists()) if root.exists() else []
+        return sorted(p.name for p in root.iterdir()
+                      if GROUP.match(p.name) and version_dirs(p)) if root.exists() else []
 
     def _read_group(self, group: str) -> xr.Dataset | None:
+        """The newest intact version of ``group`` (None if it has none): HEAD's if its manifest
+        verifies, else the newest older one that does, with a warning naming what was skipped."""
         gdir = self._group_dir(group)
-        if not (gdir / "HEAD").exists():
+        if not version_dirs(gdir):
             return None
-        head = (gdir / "HEAD").read_text().strip()
-        candidates = [head] + sorted((p.name for p in gdir.glob("v*") if p.name < head), reverse=True)
-        for version in candidates:
-            try:
-                with xr.open_zarr(gdir / version, consolidated=False) as ds:
-                    return ds.load()
-            except Exception as exc:  # noqa: BLE001 - corrupted version: fall back to the previous one, loudly
-                warnings.warn(f"metrics group {group!r} version {version} of run {self.id} is unreadable "
-                              f"({exc.__class__.__name__}: {exc}); falling back to an earlier version")
-        raise RuntimeError(f"no readable version of metrics group {group!r} in run {self.id}")
+        order, notes = candidates(gdir)
+        for version in order:
+            problems = manifest_problems(gdir / version) if has_manifest(gdir / version) else []
+            if not problems:
+                try:
+                    with xr.open_zarr(gdir / version, consolidated=False) as ds:
+                        ds = ds.load()
+                except Exception as exc:  # noqa: BLE001 - an unreadable version: fall back, loudly
+                    problems = [f"{exc.__class__.__name__}: {exc}"]
+                else:
+                    if notes:
+                        warnings.warn(f"metrics group {group!r} of run {self.id}: newer data is unreadable "
+                                      f"({'; '.join(notes)}); reading the intact version {version}. "
+                                      f"`workbench runs check {self.id}` lists what was lost.", stacklevel=3)
+                    return ds
+            notes.append(f"version {version}: {'; '.join(problems)}")
+        raise RunDamagedError(f"run {self.id}: no intact version of metrics group {group!r} "
+                              f"({'; '.join(notes)}). Its steps cannot be read; retrain the run or delete "
+                              f"the group directory {gdir} to keep the other groups.")
 
     def append(self, ds: xr.Dataset, group: str = "train") -> None:
         """Append ``ds`` (with a ``step`` dim) to ``group``; steps already stored are replaced."""
@@ -281,7 +376,7 @@ class Run:
 
     @staticmethod
     def _write_group(gdir: Path, ds: xr.Dataset) -> None:
-        versions = sorted(p.name for p in gdir.glob("v*"))
+        versions = version_dirs(gdir)
         version = f"v{int(versions[-1][1:]) + 1 if versions else 1:06d}"
         # fixed-width numpy strings ("<U7") have no Zarr v3 spec; object strings are written as the
         # specified variable-length UTF-8 type, readable by other Zarr libraries
@@ -290,9 +385,11 @@ class Run:
         for name in ds.variables:
             ds[name].encoding = {}
         ds.to_zarr(gdir / version, mode="w", consolidated=False)
+        write_manifest(gdir / version)  # the version is complete only now
         atomic_write_bytes(gdir / "HEAD", version.encode())
         for stale in versions[:-1]:  # keep the previous version as a fallback for readers
             shutil.rmtree(gdir / stale, ignore_errors=True)
+            manifest_path(gdir / stale).unlink(missing_ok=True)
 
     def metrics(self, group: str | None = None) -> xr.Dataset:
         """All metric groups merged on ``step`` (or one group), with the run's attrs attached."""
@@ -303,6 +400,27 @@ class Run:
         ds.attrs.update({k: v if isinstance(v, (int, float, str)) else json.dumps(v) for k, v in self.attrs.items()})
         ds.attrs["run_id"] = self.id
         return ds
+
+    def clean_temporaries(self) -> list[Path]:
+        """Remove what a killed writer left half-done: ``checkpoints/.tmp-step-*`` dirs, metric
+        versions without a manifest in groups that have manifests, and ``.*.tmp-*`` files of
+        atomic writes. Called under the writer lock (:meth:`RunStore.lock`); returns what went."""
+        cdir, gone = self.path / "checkpoints", []
+        leftovers = [*cdir.glob(".tmp-step-*"), *self.path.glob(".*.tmp-*"), *cdir.glob("*/.*.tmp-*"),
+                     *(self.path / "traj.zarr").glob(".*.tmp-*")]
+        for gdir in (self.path / "metrics.zarr").glob("*"):
+            versions = version_dirs(gdir)
+            if any(has_manifest(gdir / v) for v in versions):
+                leftovers += [gdir / v for v in versions if not has_manifest(gdir / v)]
+            leftovers += [*gdir.glob(".*.tmp-*"), *(m for m in gdir.glob(f"v*{MANIFEST}")
+                                                    if not m.with_name(m.name[:-len(MANIFEST)]).is_dir())]
+        for path in leftovers:
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+            gone.append(path)
+        return gone
 
     # -- parameter trajectory ------------------------------------------------------------------
     def _traj_committed(self) -> int:
@@ -376,6 +494,28 @@ class Run:
     def load_checkpoint(self, step: int | None = None, device: str | torch.device = "cpu") -> dict:
         """Verify and load a checkpoint (latest by default) → ``{step, model, optimizer, extra}``."""
         return read_checkpoint(verified_dir(self.path / "checkpoints", step, self.id), device)
+
+    def newest_verified_checkpoint(self, at_most: int | None = None) -> int | None:
+        """Step of the newest checkpoint (at or before ``at_most``) whose files verify, or None.
+
+        Each newer checkpoint that fails verification is skipped with a warning naming why.
+        """
+        for step in reversed(self.checkpoint_steps()):
+            if at_most is not None and step > at_most:
+                continue
+            try:
+                verified_dir(self.path / "checkpoints", step, self.id)
+            except CheckpointError as exc:
+                warnings.warn(f"skipping the checkpoint at step {step} of run {self.id}: {exc}", stacklevel=2)
+                continue
+            return step
+        return None
+
+    def drop_checkpoints_after(self, step: int) -> None:
+        """Delete the checkpoints after ``step`` (a resume from ``step`` supersedes them)."""
+        for later in self.checkpoint_steps():
+            if later > step:
+                shutil.rmtree(step_dir(self.path / "checkpoints", later), ignore_errors=True)
 
     def load_model(self, step: int | None = None, device: str | torch.device = "cpu") -> torch.nn.Module:
         """Rebuild the model from ``config["model"]`` and load a verified checkpoint's weights."""

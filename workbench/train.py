@@ -100,10 +100,11 @@ def fit(
     batch_size: int | None = None,
     lr_warmup: int = 0,
     seed: int = 0,
-    resume: bool = True,
+    resume: bool | int = True,
     progress: bool = True,
     flush_seconds: float = 2.0,
     device: str | torch.device = "cpu",
+    wait: bool = False,
 ) -> xr.Dataset:
     """Train ``model`` on ``task`` for ``steps`` updates, recording into ``run`` if given.
 
@@ -115,7 +116,10 @@ def fit(
     probes : ``{name: (fn, every)}``; ``fn(model, task) -> xr.Dataset`` without a ``step`` dim is run
         every ``every`` steps (model in eval mode, no grad) and stored in metric group ``name``.
     run : a :class:`~workbench.store.Run`; metrics, checkpoints and trajectories go there and, with
-        ``resume``, training continues from its last checkpoint.
+        ``resume``, training continues from its newest checkpoint that verifies (or, when ``resume``
+        is a step, from the checkpoint at that step). Training holds the run's writer lock: a run
+        another process trains raises :class:`~workbench.store.RunLockedError`, or waits with ``wait``.
+        An error or interruption marks the run ``failed``/``interrupted`` with the reason.
     trajectory_every, trajectory : see :class:`~workbench.record.Recorder`.
     batch_size : ``None`` → full batch; else mini-batches drawn by a generator seeded with ``seed``.
     lr_warmup : linear warm-up of the learning rate over this many steps.
@@ -136,7 +140,7 @@ def fit(
         base_optimizer, lambda s: min(1.0, (s + 1) / lr_warmup) if lr_warmup else 1.0)
     rec = Recorder(run, model, optimizer, probes=probes, probe_input=task, checkpoint_every=checkpoint_every,
                    trajectory_every=trajectory_every, trajectory=trajectory, seed=seed, device=device,
-                   state={"scheduler": scheduler, "generator": batches}, flush_seconds=flush_seconds)
+                   state={"scheduler": scheduler, "generator": batches}, flush_seconds=flush_seconds, wait=wait)
     start = rec.resume(resume)
     bar = tqdm(total=steps, initial=start, disable=not progress_enabled(progress), desc="train", dynamic_ncols=True)
     with rec, bar:

@@ -96,4 +96,4 @@ class WorkbenchCallback(Callback):
 
     def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
         if self.recorder is not None:
-            self.recorder.flush()  # keep what was measured; the run stays "running"
+            self.recorder.abort(exception)  # keep what was measured; record failed/interrupted
