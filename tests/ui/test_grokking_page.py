@@ -11,6 +11,7 @@ from widgets.apps.grokking import (
     nearest_step,
     probe_steps,
     step_figures,
+    summary_line,
 )
 from workbench.store import RunStore
 
@@ -48,6 +49,10 @@ def test_page_logic_without_browser(grok_data):
     assert page.run_id == run_id and page.step == 150
     page.step = 75
     assert "step 75" in page._status.object
+    # 150 steps never grok: no phase bands, no cleanup phase; empty key frequencies are explained
+    assert store.open(run_id).attrs["phases"]["phases"]["cleanup"] is None
+    assert not [s for s in page._curves.object.layout.shapes if s.type == "rect"]
+    assert "no Fourier circuit" in summary_line(ds.assign_attrs(key_freqs="[]"), run_id, 50, live=False)
 
 
 def test_grokking_page_in_browser(grok_data, browser_page, tmp_path):

@@ -17,6 +17,8 @@ import plotly.graph_objects as go
 import xarray as xr
 
 from widgets.apps import require_store
+from widgets.apps.status import is_live
+from widgets.plots.empty import empty_figure
 from widgets.plots.grokking import (
     fourier_spectrum,
     grokking_curves,
@@ -72,10 +74,10 @@ def step_figures(ds: xr.Dataset, step: int) -> dict[str, go.Figure]:
     """Figures at ``step``: ``spectrum``, ``clusters``, ``heatmap`` and ``progress`` (with a marker)."""
     at = ds.sel(step=step)
     figs = {"spectrum": fourier_spectrum(at, "embed_norm", title=f"Embedding Fourier norms at step {step}")}
-    if "neuron_freq" in at:
-        figs["clusters"] = neuron_clusters(at)
-    if "logit_fourier_2d" in at:
-        figs["heatmap"] = logit_heatmap(at)
+    figs["clusters"] = neuron_clusters(at) if "neuron_freq" in at else empty_figure(
+        "this run's probe did not record neuron clusters (neuron_freq)", title="Neurons per frequency cluster")
+    figs["heatmap"] = logit_heatmap(at) if "logit_fourier_2d" in at else empty_figure(
+        "this run's probe did not record the logits' 2-D Fourier norms", title="Logits in the 2-D Fourier basis")
     figs["progress"] = progress_measures(ds, step=step)
     return figs
 
@@ -91,8 +93,11 @@ def summary_line(ds: xr.Dataset, run_id: str, step: int | None, live: bool) -> s
             if bool(v.notnull()):
                 parts.append(f"{var} {float(v):.3g}")
     keys = key_freqs_of(ds)
-    if keys is not None:
+    if keys:
         parts.append(f"key freqs {keys}")
+    elif keys is not None:
+        parts.append("key freqs: none — no frequency stands out in the embedding's Fourier norms "
+                     "(no Fourier circuit formed: expected before or without grokking)")
     return " · ".join(parts) + (" · 🟢 **live**" if live else "")
 
 
@@ -125,7 +130,7 @@ class GrokkingPage(pn.viewable.Viewer):
             self.run_id = ids[0] if ids else None
 
     def _live(self) -> bool:
-        return self.run_id is not None and self.store.open(self.run_id).state.get("status") == "running"
+        return self.run_id is not None and is_live(self.store.open(self.run_id))
 
     def _set_step(self, step: int) -> None:
         self.step = step
@@ -139,6 +144,8 @@ class GrokkingPage(pn.viewable.Viewer):
         if self.run_id is None:
             self._ds, self._steps = None, []
             self._status.object = "No grokking runs yet: `workbench train grokking --data <root>`."
+            for pane in (self._curves, *self._panes.values()):
+                pane.object = empty_figure("no grokking run in this data root yet")
             return
         self._ds = load_metrics(self.store, self.run_id)
         self._steps = probe_steps(self._ds)
@@ -163,6 +170,8 @@ class GrokkingPage(pn.viewable.Viewer):
         step = nearest_step(self._steps, self.step)
         self._status.object = summary_line(self._ds, self.run_id, step, self._live())
         if step is None:
+            for pane in self._panes.values():
+                pane.object = empty_figure("the grokking probe has not run yet (it runs every probe_every steps)")
             return
         for name, fig in step_figures(self._ds, step).items():
             self._panes[name].object = fig

@@ -24,20 +24,39 @@ PHASE_COLORS = {"memorization": "rgba(99,110,250,0.12)", "circuit_formation": "r
                 "cleanup": "rgba(239,85,59,0.12)"}
 
 
+GROKKED_TEST_ACC = 0.9  # detect_phases' default test_threshold
+
+
 def _phases(ds: xr.Dataset, phases: dict | None) -> dict:
+    """The phase spans to shade: none unless the run grokked.
+
+    ``phases`` is :func:`~workbench.grokking.phases.detect_phases` output (default: the run's
+    attrs). Its ``grokked`` flag decides; reports written before that flag existed are judged from
+    the data (``test_acc`` never reaching 0.9 means no grokking, hence no phases to shade).
+    """
     if phases is None:
         raw = ds.attrs.get("phases")
         phases = json.loads(raw) if isinstance(raw, str) else raw
-    return (phases or {}).get("phases", phases or {}) if phases else {}
+    if not phases:
+        return {}
+    grokked = phases.get("grokked")
+    if grokked is None and "test_acc" in ds and ds["test_acc"].notnull().any():
+        grokked = float(ds["test_acc"].max()) >= GROKKED_TEST_ACC
+    if grokked is False:
+        return {}
+    return {k: v for k, v in phases.get("phases", phases).items() if k in PHASE_COLORS}
 
 
 def _shade(fig: go.Figure, ds: xr.Dataset, phases: dict | None, **where) -> None:
+    """Shade the phases; their names go once per figure (first subplot), stacked so none overlap."""
     end = int(ds.step.max()) if ds.sizes.get("step") else 0
-    for name, span in _phases(ds, phases).items():
-        if span and span[0] is not None:
-            fig.add_vrect(x0=span[0], x1=span[1] if span[1] is not None else end, fillcolor=PHASE_COLORS.get(name),
-                          line_width=0, annotation_text=name.replace("_", " "), annotation_position="top left",
-                          **where)
+    spans = [(name, span) for name, span in _phases(ds, phases).items() if span and span[0] is not None]
+    for i, (name, span) in enumerate(spans):
+        x1 = span[1] if span[1] is not None else end
+        fig.add_vrect(x0=span[0], x1=x1, fillcolor=PHASE_COLORS[name], line_width=0, **where)
+        fig.add_annotation(x=span[0], y=1 - 0.08 * i, xref="x", yref="y domain",
+                           text=name.replace("_", " "), showarrow=False, xanchor="left", yanchor="top",
+                           font={"size": 11, "color": "#444"})
 
 
 def grokking_curves(ds: xr.Dataset, phases: dict | None = None, title: str = "Train / test loss") -> go.Figure:
@@ -99,22 +118,39 @@ def logit_heatmap(ds: xr.Dataset) -> go.Figure:
     return fig
 
 
+PROGRESS_PANELS = (  # (row, col), subplot title, y-axis title, variables
+    ((1, 1), "losses", "cross-entropy (log)", ("test_loss", "restricted_loss", "excluded_loss", "train_loss")),
+    ((1, 2), "Gini of embedding Fourier norms", "Gini", ("gini",)),
+    ((2, 1), "total sum of squared weights", "Σ w²", ("weight_norm",)),
+    ((2, 2), "key-frequency share", "share of Fourier norm", ("key_freq_fraction",)),
+)
+
+
 def progress_measures(ds: xr.Dataset, step: int | None = None, phases: dict | None = None) -> go.Figure:
-    """Restricted/excluded/test loss, Gini, weight norm and key-frequency share over steps ([1] Fig. 7)."""
-    fig = make_subplots(rows=2, cols=2, subplot_titles=("losses", "Gini of embedding Fourier norms",
-                                                       "total sum of squared weights", "key-frequency share"))
-    panels = [((1, 1), ("test_loss", "restricted_loss", "excluded_loss", "train_loss")), ((1, 2), ("gini",)),
-              ((2, 1), ("weight_norm",)), ((2, 2), ("key_freq_fraction",))]
-    for (r, c), names in panels:
+    """Restricted/excluded/test loss, Gini, weight norm and key-frequency share over steps ([1] Fig. 7).
+
+    Every subplot has its own axis titles and its own legend (top right of the subplot).
+    """
+    fig = make_subplots(rows=2, cols=2, subplot_titles=[t for _, t, _, _ in PROGRESS_PANELS],
+                        vertical_spacing=0.16, horizontal_spacing=0.1)
+    for i, ((r, c), _, y_title, names) in enumerate(PROGRESS_PANELS):
+        legend = "legend" if i == 0 else f"legend{i + 1}"
         for var in names:
             if var in ds:
                 s = ds[var].dropna("step")
-                fig.add_scatter(x=s.step.values, y=s.values, name=var.replace("_", " "), row=r, col=c)
+                fig.add_scatter(x=s.step.values, y=s.values, name=var.replace("_", " "), row=r, col=c,
+                                legend=legend)
+        fig.update_xaxes(title_text="step", row=r, col=c)
+        fig.update_yaxes(title_text=y_title, row=r, col=c)
+        xd = fig.get_subplot(r, c).xaxis.domain
+        yd = fig.get_subplot(r, c).yaxis.domain
+        fig.update_layout({legend: {"x": xd[1], "y": yd[1], "xanchor": "right", "yanchor": "top",
+                                    "bgcolor": "rgba(255,255,255,0.7)", "font": {"size": 10}}})
     fig.update_yaxes(type="log", row=1, col=1)
     _shade(fig, ds, phases, row="all", col="all")
     if step is not None:
         fig.add_vline(x=step, line_dash="dash", line_color="black", row="all", col="all")
-    fig.update_layout(height=600, template="plotly_white", title="Progress measures")
+    fig.update_layout(height=640, template="plotly_white", title="Progress measures")
     return fig
 
 

@@ -12,8 +12,12 @@ Rule (on the run's ``step`` series; thresholds are arguments):
    components (weight norm falls). ``t3`` = first step after ``t2`` at which test loss has made
    ``1 − drop`` (90 %) of its fall.
 
-Boundaries not reached (e.g. the run never generalises) are ``None``. The paper's run (p = 113)
-gives about 1.4k / 9.4k / 14k steps.
+Circuit formation and cleanup are only reported for a run that **grokked**: its test accuracy
+reached ``test_threshold`` (0.9) at some step (without ``test_acc``: its test loss made the whole
+fall to ``t3``). A run that fitted its training set but never generalised may still see its test
+loss drift down by a nat or two; that is not cleanup, so such a run gets ``t2 = t3 = None`` and
+``grokked: False``. Boundaries not reached are ``None``. The paper's run (p = 113) gives about
+1.4k / 9.4k / 14k steps.
 """
 from __future__ import annotations
 
@@ -26,7 +30,7 @@ PHASES = ("memorization", "circuit_formation", "cleanup")
 
 
 def detect_phases(metrics: xr.Dataset, *, train_threshold: float = 0.99, drop: float = 0.1,
-                  min_fall: float = 0.5) -> dict:
+                  min_fall: float = 0.5, test_threshold: float = 0.9) -> dict:
     """Phase boundaries of a grokking run from ``train_acc`` and ``test_loss`` (rule: module docstring).
 
     Parameters
@@ -36,17 +40,20 @@ def detect_phases(metrics: xr.Dataset, *, train_threshold: float = 0.99, drop: f
     drop : fraction of the test-loss fall that starts cleanup; ``1 − drop`` ends it.
     min_fall : test loss must fall by at least this much (nats) from its peak for circuit formation
         to end at all; otherwise ``t2 = t3 = None``.
+    test_threshold : test accuracy a run must reach to count as grokked (used when ``test_acc``
+        is recorded).
 
     Returns
     -------
     dict, JSON-serialisable: ``{"boundaries": {"t1": int|None, "t2": ..., "t3": ...},
-    "phases": {name: [start, end|None]}, "rule": str}``.
+    "phases": {name: [start, end|None] | None}, "grokked": bool, "rule": str}``.
     """
     for var in ("train_acc", "test_loss"):
         if var not in metrics:
             raise ValueError(f"metrics must contain {var!r} over 'step'; has {sorted(metrics.data_vars)}")
     check_range(train_threshold, "train_threshold", 0.0, 1.0)
     check_range(drop, "drop", 0.0, 0.5, low_open=True)
+    check_range(test_threshold, "test_threshold", 0.0, 1.0)
     ds = metrics[["train_acc", "test_loss"]].dropna("step", how="any").sortby("step")
     steps = ds.step.values.astype(int)
     if len(steps) == 0:
@@ -67,9 +74,24 @@ def detect_phases(metrics: xr.Dataset, *, train_threshold: float = 0.99, drop: f
                 t2 = int(steps[i2[0]])
                 i3 = after[(after >= i2[0]) & (loss[after] <= peak - (1 - drop) * fall)]
                 t3 = int(steps[i3[0]]) if len(i3) else None
+    grokked = _grokked(metrics, test_threshold, t3)
+    if not grokked:
+        t2 = t3 = None
     start = int(steps[0])
     return {"boundaries": {"t1": t1, "t2": t2, "t3": t3},
-            "phases": {"memorization": [start, t1], "circuit_formation": [t1, t2] if t1 is not None else None,
+            "phases": {"memorization": [start, t1],
+                       "circuit_formation": [t1, t2] if grokked and t1 is not None else None,
                        "cleanup": [t2, t3] if t2 is not None else None},
+            "grokked": grokked,
             "rule": f"t1: train_acc>={train_threshold}; t2/t3: test loss fell {drop:.0%}/{1 - drop:.0%} "
-                    "of peak-to-final after t1 (Nanda et al. 2023 Sec. 5.3)"}
+                    f"of peak-to-final after t1, only once test_acc>={test_threshold} "
+                    "(Nanda et al. 2023 Sec. 5.3)"}
+
+
+def _grokked(metrics: xr.Dataset, test_threshold: float, t3: int | None) -> bool:
+    """Did the run generalise: test accuracy reached ``test_threshold`` (else: test loss fell to t3)?"""
+    if "test_acc" in metrics:
+        acc = metrics["test_acc"].values
+        acc = acc[np.isfinite(acc)]
+        return bool(acc.size) and float(acc.max()) >= test_threshold
+    return t3 is not None

@@ -1,0 +1,29 @@
+"""detect_phases: a run that never generalised has no circuit formation or cleanup phase."""
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+from workbench.grokking.phases import detect_phases
+
+
+def curves(final_test_acc: float) -> xr.Dataset:
+    """Train accuracy fitted by step 100; test loss peaks at 12 then drifts to 9 (a fall of 3 nats)."""
+    steps = np.arange(0, 1000, 10)
+    test_loss = np.where(steps < 300, 12.0, 12.0 - 3.0 * np.clip((steps - 300) / 400, 0, 1))
+    test_acc = np.clip(steps / 1000, 0, 1) * final_test_acc
+    return xr.Dataset({"train_acc": ("step", np.clip(steps / 100, 0, 1)), "test_loss": ("step", test_loss),
+                       "test_acc": ("step", test_acc)}, coords={"step": steps})
+
+
+def test_a_run_that_never_grokked_has_no_cleanup():
+    out = detect_phases(curves(final_test_acc=0.44))
+    assert out["grokked"] is False
+    assert out["boundaries"] == {"t1": 100, "t2": None, "t3": None}
+    assert out["phases"]["cleanup"] is None and out["phases"]["circuit_formation"] is None
+
+
+def test_the_same_fall_counts_once_test_accuracy_is_reached():
+    out = detect_phases(curves(final_test_acc=1.0))
+    assert out["grokked"] is True and out["boundaries"]["t2"] is not None
+    assert out["phases"]["cleanup"] == [out["boundaries"]["t2"], out["boundaries"]["t3"]]

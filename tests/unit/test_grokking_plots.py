@@ -1,0 +1,54 @@
+"""Grokking figure builders: phase bands only for runs that grokked, readable labels and subplots."""
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+from widgets.plots.grokking import grokking_curves, progress_measures
+from workbench.grokking.phases import detect_phases
+
+
+def metrics(grokked: bool) -> xr.Dataset:
+    steps = np.arange(0, 2000, 10)
+    fall = np.clip((steps - 800) / 400, 0, 1)
+    test_loss = 5.0 - (4.9 if grokked else 1.0) * fall
+    return xr.Dataset({
+        "train_acc": ("step", np.clip(steps / 100, 0, 1)), "train_loss": ("step", np.exp(-steps / 200)),
+        "test_loss": ("step", test_loss), "test_acc": ("step", fall if grokked else 0.44 * fall),
+        "restricted_loss": ("step", test_loss * 0.5), "excluded_loss": ("step", test_loss + 1),
+        "gini": ("step", fall), "weight_norm": ("step", 100 - 50 * fall), "key_freq_fraction": ("step", fall),
+    }, coords={"step": steps})
+
+
+def bands(fig) -> list:
+    return [s for s in fig.layout.shapes if s.type == "rect"]
+
+
+def test_no_phase_bands_without_grokking():
+    ds = metrics(grokked=False)
+    assert not bands(grokking_curves(ds, detect_phases(ds)))
+    assert not bands(progress_measures(ds, phases=detect_phases(ds)))
+    # a report written before detect_phases said 'grokked': judged from test_acc
+    old = {"phases": {"memorization": [0, 100], "circuit_formation": [100, 900], "cleanup": [900, 1100]}}
+    fig = grokking_curves(ds, old)
+    assert not bands(fig) and not [a for a in fig.layout.annotations if "cleanup" in a.text]
+
+
+def test_phase_names_of_a_grokked_run_do_not_overlap():
+    ds = metrics(grokked=True)
+    fig = grokking_curves(ds, detect_phases(ds))
+    assert len(bands(fig)) == 3
+    labels = [a for a in fig.layout.annotations if a.text in ("memorization", "circuit formation", "cleanup")]
+    assert len(labels) == 3 and len({a.y for a in labels}) == 3  # stacked, never on one line
+    progress = progress_measures(ds, phases=detect_phases(ds))
+    assert len([a for a in progress.layout.annotations if a.text == "cleanup"]) == 1  # once, not per subplot
+
+
+def test_progress_subplots_have_axis_titles_and_their_own_legends():
+    fig = progress_measures(metrics(grokked=True), step=500)
+    for axis in ("xaxis", "xaxis2", "xaxis3", "xaxis4"):
+        assert fig.layout[axis].title.text == "step"
+    assert all(fig.layout[a].title.text for a in ("yaxis", "yaxis2", "yaxis3", "yaxis4"))
+    legends = {t.legend or "legend" for t in fig.data}
+    assert legends == {"legend", "legend2", "legend3", "legend4"}
+    assert fig.layout.legend2.x > fig.layout.legend.x or fig.layout.legend2.y != fig.layout.legend3.y
