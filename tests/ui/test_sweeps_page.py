@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 
 from tests.ui.conftest import serving
+from tests.ui.test_runs_page import wait_for_points
+from widgets.apps.sweeps import default_variable
 from workbench.store import RunStore
 from workbench.sweep import sweep
 
@@ -20,7 +22,7 @@ PLOTLY_HEATMAPS_JS = """() => {
   };
   walk(document);
   return found.flatMap(gd => (gd.data || []).filter(t => t.type === 'heatmap')
-                                         .map(t => ({z: t.z, customdata: t.customdata})));
+                                         .map(t => ({z: t.z, customdata: t.customdata, name: t.name})));
 }"""
 
 
@@ -47,6 +49,8 @@ def test_page_logic(sweep_data):
         sweep_figure,
         sweep_options,
     )
+    from widgets.plots.empty import is_empty
+    from widgets.plots.sweep import sweep_heatmap
 
     root, ds = sweep_data
     store = RunStore(root)
@@ -59,9 +63,17 @@ def test_page_logic(sweep_data):
     assert run_id == str(ds.run_id.values[0, 1]) and run_id_from_click(None) is None
     _, acc = cell_figures(store, run_id)
     assert len(acc.data[0].x) == 13  # steps 0, 5, ..., 60
+    # plotly's click on a heatmap cell carries its labels, not its customdata
+    assert run_id_from_click({"points": [{"x": "0.3", "y": "1.0", "z": 1}]}, fig) == np.asarray(heat.customdata)[1, 0]
     browser = SweepBrowser(store)
+    assert is_empty(browser._acc.object)  # nothing clicked yet: an empty state, not invented axes
     browser.run_id = run_id  # what a click does
-    assert browser._acc.object is not None and run_id in browser._cell.object
+    assert not is_empty(browser._acc.object) and run_id in browser._cell.object
+    # a variable with no value in any cell says why instead of drawing a blank heatmap
+    blank = ds.assign(steps_to_test_95=ds.steps_to_test_95 * np.nan)
+    empty = sweep_heatmap(blank, "steps_to_test_95")
+    assert is_empty(empty) and "no run reached 95 %" in empty.layout.annotations[0].text
+    assert default_variable(blank) == "final_test_acc"
 
 
 def test_sweeps_page_shows_the_phase_diagram(sweep_data, browser_page, tmp_path):
@@ -77,7 +89,15 @@ def test_sweeps_page_shows_the_phase_diagram(sweep_data, browser_page, tmp_path)
             page.wait_for_timeout(300)
         assert heatmaps, "no heatmap drawn on /sweeps"
         z = np.array([[np.nan if v is None else v for v in row] for row in heatmaps[0]["z"]], dtype=float)
-        np.testing.assert_array_equal(z, ds.steps_to_test_95.transpose("wd", "frac").values)
+        var = heatmaps[0]["name"]  # steps to 95 %, or a final metric when no cell reached 95 %
+        assert var == default_variable(ds)
+        np.testing.assert_array_equal(z, ds[var].transpose("wd", "frac").values)
         assert sorted(np.ravel(heatmaps[0]["customdata"])) == sorted(ds.run_id.values.ravel())
         assert page.get_by_text(ds.sweep_id).count() >= 1
+        # a click on the lower-left cell (first wd, first frac) opens that run below the heatmap
+        box = page.locator(".nsewdrag").first.bounding_box()
+        page.mouse.click(box["x"] + box["width"] * 0.25, box["y"] + box["height"] * 0.75)
+        run_id = str(ds.run_id.sel(wd=0.1, frac=0.3).values)
+        page.get_by_text(f"Run {run_id}").wait_for(timeout=15_000)
+        wait_for_points(page, lambda p: p.get("train_acc", 0) == 13)
         assert not page.errors, page.errors

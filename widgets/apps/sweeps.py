@@ -14,13 +14,16 @@ import plotly.graph_objects as go
 import xarray as xr
 
 from widgets.apps import require_store
-from widgets.plots.sweep import sweep_heatmap, sweep_variables
+from widgets.plots.empty import empty_figure
+from widgets.plots.sweep import heatmap_cell, sweep_heatmap, sweep_variables
 from widgets.plots.training import accuracy_curves, loss_curves
 from workbench.store import RunNotFoundError, RunStore
 from workbench.sweep import list_sweeps, load_sweep
 
 REFRESH_MS = 3000
 DEFAULT_VAR = "steps_to_test_95"
+#: Tried in order for the first view: the first one with a value in some cell is drawn.
+PREFERRED_VARS = (DEFAULT_VAR, "final_test_acc", "final_test_loss", "final_train_acc")
 
 
 # -- page logic: plain functions -----------------------------------------------------------------
@@ -35,13 +38,30 @@ def sweep_figure(store: RunStore, sweep_id: str, var: str = DEFAULT_VAR) -> tupl
     ds = load_sweep(store, sweep_id)
     extra = list(ds["run_id"].dims)[2:]
     view = ds.isel({d: 0 for d in extra}) if extra else ds
-    return sweep_heatmap(view, var if var in sweep_variables(view) else DEFAULT_VAR), ds
+    return sweep_heatmap(view, var if var in sweep_variables(view) else default_variable(view)), ds
 
 
-def run_id_from_click(click_data: dict | None) -> str | None:
-    """The run id of a clicked heatmap cell (plotly ``click_data``), or None."""
+def default_variable(ds: xr.Dataset) -> str:
+    """The first of :data:`PREFERRED_VARS` with a finite value in some cell (else the first drawable)."""
+    names = sweep_variables(ds)
+    for var in PREFERRED_VARS:
+        if var in names and bool(ds[var].notnull().any()):
+            return var
+    return DEFAULT_VAR if DEFAULT_VAR in names else names[0]
+
+
+def run_id_from_click(click_data: dict | None, fig: go.Figure | None = None) -> str | None:
+    """The run id of a clicked heatmap cell (plotly ``click_data``), or None.
+
+    A point's own ``customdata`` is used when the browser sent it; a heatmap's click carries only
+    the cell's labels, looked up in ``fig`` (:func:`widgets.plots.sweep.heatmap_cell`).
+    """
     points = (click_data or {}).get("points") or []
-    run_id = points[0].get("customdata") if points else None
+    if not points:
+        return None
+    run_id = points[0].get("customdata")
+    if not run_id and fig is not None:
+        run_id = heatmap_cell(fig, points[0].get("x"), points[0].get("y", ""))
     return str(run_id) if run_id else None
 
 
@@ -68,8 +88,9 @@ class SweepBrowser(pn.viewable.Viewer):
         self.store = require_store(store)
         super().__init__(**params)
         self._heatmap = pn.pane.Plotly(None, height=440, sizing_mode="stretch_width", name="phase diagram")
-        self._loss = pn.pane.Plotly(None, height=320, sizing_mode="stretch_width", name="loss")
-        self._acc = pn.pane.Plotly(None, height=320, sizing_mode="stretch_width", name="accuracy")
+        self._loss, self._acc = (pn.pane.Plotly(empty_figure("click a heatmap cell to see its run's curves"),
+                                                height=320, sizing_mode="stretch_width", name=name)
+                                 for name in ("loss", "accuracy"))
         self._info = pn.pane.Markdown("", sizing_mode="stretch_width")
         self._cell = pn.pane.Markdown("Click a cell to see its run.", sizing_mode="stretch_width")
         self._status = None
@@ -88,13 +109,17 @@ class SweepBrowser(pn.viewable.Viewer):
     def update_view(self) -> None:
         """Redraw the heatmap of the selected sweep from the store."""
         if self.sweep_id is None:
-            self._heatmap.object = None
+            self._heatmap.object = empty_figure("no sweep in this data root yet")
             self._info.object = "No sweeps yet: run `workbench sweep modular --grid wd=0.1,1.0 --grid frac=0.3,0.5`."
             return
-        fig, ds = sweep_figure(self.store, self.sweep_id, self.var)
+        ds = load_sweep(self.store, self.sweep_id)
         names = sweep_variables(ds)
         if list(self.param.var.objects) != names:
             self.param.var.objects = names
+            if self.var not in names or not bool(ds[self.var].notnull().any()):
+                self.var = default_variable(ds)  # redraws through this watcher
+                return
+        fig, ds = sweep_figure(self.store, self.sweep_id, self.var)
         self._heatmap.object = fig
         self._status = ds.attrs.get("status")
         done = int((ds.status == "done").sum())
@@ -102,7 +127,7 @@ class SweepBrowser(pn.viewable.Viewer):
                              f"{done}/{ds.run_id.size} runs done · fixed: `{ds.attrs.get('base')}`")
 
     def _on_click(self, click_data: dict | None) -> None:
-        run_id = run_id_from_click(click_data)
+        run_id = run_id_from_click(click_data, self._heatmap.object)
         if run_id:
             self.run_id = run_id
 

@@ -8,7 +8,9 @@ import numpy as np
 import plotly.graph_objects as go
 import xarray as xr
 
-__all__ = ["sweep_heatmap", "sweep_variables"]
+from .empty import empty_figure
+
+__all__ = ["heatmap_cell", "sweep_heatmap", "sweep_variables"]
 
 LABELS = {
     "steps_to_test_95": "steps to 95% test accuracy",
@@ -34,7 +36,8 @@ def sweep_heatmap(ds: xr.Dataset, var: str = "steps_to_test_95", *, x: str | Non
 
     For ``steps_to_*_95`` (Power et al. 2022, Fig. 2) empty cells never reached 95% within the
     run. Hovering a cell shows its parameters, value and ``run_id``; each cell's ``customdata`` is
-    its run id, so a click handler can open the run.
+    its run id, so a click handler can open the run (:func:`heatmap_cell`). A variable with no
+    finite value gives :func:`~widgets.plots.empty.empty_figure` saying why.
 
     Parameters
     ----------
@@ -58,6 +61,12 @@ def sweep_heatmap(ds: xr.Dataset, var: str = "steps_to_test_95", *, x: str | Non
             raise ValueError(f"{name} must be one of the grid axes {dims}, got {axis!r}")
     order = [d for d in (y, x) if d is not None]
     z = ds[var].transpose(*order).values
+    label = LABELS.get(var, var)
+    if not np.isfinite(z).any():
+        why = ("no run reached 95 % within its steps (train longer, or pick a final accuracy or loss)"
+               if var.startswith("steps_to") else "no run has recorded it yet")
+        return empty_figure(f"{label}: no value in any cell — {why}",
+                            title=title or f"{ds.attrs.get('sweep_id', 'sweep')}: {label}", height=420)
     run_ids = ds["run_id"].transpose(*order).values if "run_id" in ds else np.full(z.shape, "", dtype=object)
     if y is None:  # one grid axis: a single row
         z, run_ids = z[None, :], run_ids[None, :]
@@ -65,7 +74,6 @@ def sweep_heatmap(ds: xr.Dataset, var: str = "steps_to_test_95", *, x: str | Non
     ys = [str(v) for v in ds[y].values] if y is not None else [""]
     text = np.where(np.isfinite(z), np.vectorize(lambda v: f"{v:.4g}")(np.nan_to_num(z)), "never"
                     if var.startswith("steps_to") else "")
-    label = LABELS.get(var, var)
     fig = go.Figure(go.Heatmap(
         z=z, x=xs, y=ys, customdata=run_ids, text=text, texttemplate="%{text}", colorscale="Viridis",
         colorbar={"title": {"text": label}}, name=var, hoverongaps=True,
@@ -74,3 +82,17 @@ def sweep_heatmap(ds: xr.Dataset, var: str = "steps_to_test_95", *, x: str | Non
                       xaxis={"title": x, "type": "category"}, yaxis={"title": y or "", "type": "category"},
                       margin={"l": 60, "r": 20, "t": 50, "b": 50}, height=420)
     return fig
+
+
+def heatmap_cell(fig: go.Figure, x: object, y: object) -> str | None:
+    """The ``customdata`` (run id) of the cell at category labels ``x``, ``y`` of a
+    :func:`sweep_heatmap` figure, or None. (Plotly's click on a heatmap reports the labels; its
+    point number is a [row, column] pair that browsers' event bridges do not map to customdata.)"""
+    heat = next((t for t in fig.data if t.type == "heatmap"), None)
+    if heat is None or heat.customdata is None:
+        return None
+    xs, ys = [str(v) for v in heat.x], [str(v) for v in heat.y]
+    if str(x) not in xs or str(y) not in ys:
+        return None
+    value = np.asarray(heat.customdata, dtype=object)[ys.index(str(y)), xs.index(str(x))]
+    return str(value) if value else None
