@@ -4,7 +4,9 @@
 model directory or a torch checkpoint; a ``skipped`` report of everything else; bootstrap
 intervals of alpha; Dask tasks per layer), :func:`esd`, :func:`fit_power_law` (Clauset et al.
 2009), the Marchenko-Pastur pieces (:func:`mp_density`, :func:`mp_spikes`), and the
-over-training measures (:func:`delta_rank`, :func:`make_spectrum_probe`). Fast paths beside their
+over-training measures (:func:`delta_rank`, :func:`make_spectrum_probe`), the spectra of
+ΔW = W_t − W_0 over a run (:func:`delta_spectrum`, Boix-Adsera et al. 2023) with the gradual-rank
+toy (:func:`gradual_rank_toy`). Fast paths beside their
 references: the ctypes LAPACK eigensolver (:mod:`~workbench.spectrum.lapack`), batched Gram
 eigenvalues (:mod:`~workbench.spectrum.gram_eigvalsh`) and the Triton power-law fit
 (:mod:`~workbench.spectrum.power_law_kernel`). The guide: docs/spectrum.md.
@@ -15,17 +17,24 @@ Martin & Mahoney (2021), JMLR 22; Clauset, Shalizi & Newman (2009), SIAM Review 
 """
 from workbench.spectrum.analysis import SKIPPED_VARS, analyze, esd, layer_esds
 from workbench.spectrum.bootstrap import bootstrap_alpha
+from workbench.spectrum.delta import delta_spectrum
 from workbench.spectrum.export import skipped_table, summary_table, write_result
+from workbench.spectrum.fit import fit_power_law
 from workbench.spectrum.marchenko_pastur import mp_density, mp_spikes
 from workbench.spectrum.metrics import METRICS, effective_rank
-from workbench.spectrum.over_training import as_probe_dataset, delta_rank, make_spectrum_probe, spectrum_probe
-from workbench.spectrum.fit import fit_power_law
+from workbench.spectrum.over_training import (
+    as_probe_dataset,
+    delta_rank,
+    make_spectrum_probe,
+    spectrum_probe,
+)
 from workbench.spectrum.power_law import power_law_batch
+from workbench.spectrum.rank_toy import gradual_rank_toy
 from workbench.spectrum.weights import WeightsError, open_weights
 
 __all__ = [
     "METRICS", "SKIPPED_VARS", "WeightsError", "analyze", "as_probe_dataset", "bootstrap_alpha", "delta_rank",
-    "effective_rank", "esd", "fit_power_law", "layer_esds", "make_spectrum_probe", "mp_density",
-    "mp_spikes", "open_weights", "power_law_batch", "skipped_table", "spectrum_probe",
-    "summary_table", "write_result",
+    "delta_spectrum", "effective_rank", "esd", "fit_power_law", "gradual_rank_toy", "layer_esds",
+    "make_spectrum_probe", "mp_density", "mp_spikes", "open_weights", "power_law_batch", "skipped_table",
+    "spectrum_probe", "summary_table", "write_result",
 ]
