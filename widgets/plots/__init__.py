@@ -19,6 +19,7 @@ from .koopman import (  # noqa: F401
     koopman_pseudospectrum,
     koopman_window_spectra,
 )
+from .spd import spd_columns, spd_importances  # noqa: F401
 from .spectrum import alpha_by_layer, esd_plot, metric_table, spectrum_over_training  # noqa: F401
 from .superposition import (  # noqa: F401
     PHASE_COLORS,
