@@ -302,6 +302,34 @@ def report(
     typer.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB; {len(result.figures)} figures: {shown})")
 
 
+@app.command("spd")
+def spd_cmd(
+    features: Annotated[int, typer.Option(help="Features of the TMS target (paper: 5 or 40).")] = 5,
+    hidden: Annotated[int, typer.Option(help="Hidden dimensions of the target (paper: 2 or 10).")] = 2,
+    identity: Annotated[bool, typer.Option("--identity", help="Decompose the '+ identity' target.")] = False,
+    seeds: Annotated[int, typer.Option(help="Targets (one per seed), decomposed in one batch.")] = 3,
+    steps: Annotated[Optional[int], typer.Option(help="SPD steps (default: the paper's 40000).")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="SPD batch (default: the paper's 4096).")] = None,
+    components: Annotated[Optional[int], typer.Option("--C", help="Subcomponents per matrix (paper: 20 / 200).")] = None,
+    seed: int = 0,
+    data: DataOpt = None,
+    progress: ProgressOpt = True,
+) -> None:
+    """Stochastic Parameter Decomposition (Bushnaq et al. 2025) of TMS toy models; stores the result."""
+    from workbench.superposition.spd_run import ARTIFACT_KIND, decompose_tms
+
+    overrides = {k: v for k, v in (("steps", steps), ("batch_size", batch_size), ("C", components)) if v is not None}
+    try:
+        ds = decompose_tms(features, hidden, seeds=seeds, identity=identity, store=_store(data),
+                           progress=progress, seed=seed, **overrides)
+    except (ValueError, TypeError) as exc:
+        _fail(str(exc))
+    typer.echo(f"artifact: {ARTIFACT_KIND}/{ds.attrs['artifact']}")
+    for name in ("mmcs", "ml2r", "alive"):
+        values = ds[name].values
+        typer.echo(f"{name}: {values.mean():.4g} (per seed: {', '.join(f'{v:.4g}' for v in values)})")
+
+
 @app.command("spectrum")
 def spectrum_cmd(
     path: Annotated[Path, typer.Argument(help="Model directory (HF, single or sharded), .safetensors, or .pt/.bin.")],
