@@ -20,6 +20,7 @@ from workbench.spectrum.bootstrap import bootstrap_alpha
 from workbench.spectrum.delta import delta_spectrum
 from workbench.spectrum.export import skipped_table, summary_table, write_result
 from workbench.spectrum.fit import fit_power_law
+from workbench.spectrum.kappa import kappa_select
 from workbench.spectrum.marchenko_pastur import mp_density, mp_spikes
 from workbench.spectrum.metrics import METRICS, effective_rank
 from workbench.spectrum.over_training import (
@@ -34,7 +35,7 @@ from workbench.spectrum.weights import WeightsError, open_weights
 
 __all__ = [
     "METRICS", "SKIPPED_VARS", "WeightsError", "analyze", "as_probe_dataset", "bootstrap_alpha", "delta_rank",
-    "delta_spectrum", "effective_rank", "esd", "fit_power_law", "gradual_rank_toy", "layer_esds",
+    "delta_spectrum", "effective_rank", "esd", "fit_power_law", "gradual_rank_toy", "kappa_select", "layer_esds",
     "make_spectrum_probe", "mp_density", "mp_spikes", "open_weights", "power_law_batch", "skipped_table",
     "spectrum_probe", "summary_table", "write_result",
 ]
