@@ -202,7 +202,7 @@ def _spectrum(run: Run) -> Section | None:
 
 
 def _koopman(run: Run) -> Section | None:
-    if not (run.path / "traj.zarr").exists():
+    if not run.has_trajectory():
         return None
     from widgets.plots.koopman import koopman_eigenvalues, koopman_window_spectra
     from workbench.koopman import trajectory_spectrum
