@@ -4,11 +4,17 @@ One route per page (``/runs``, ``/grokking``, ...), each a ``FastListTemplate`` 
 to every page; ``/`` redirects to the run browser. Pages are modules listed in :data:`PAGES`, each
 exposing ``page(store) -> panel viewable``; they are imported when a browser opens them, so a page
 that fails to import shows its error instead of taking the whole dashboard down.
+
+Bound to anything but the loopback, the dashboard requires a token (Panel's basic auth: any user
+name, the token as password), generated and printed at start like Jupyter's unless given with
+``token=`` / ``$WORKBENCH_TOKEN``: whoever reaches the port otherwise sees every run and the data root.
 """
 from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
+import secrets
 import socket
 import traceback
 from collections.abc import Callable
@@ -28,6 +34,7 @@ PAGES: dict[str, str] = {
 }
 
 TITLE = "workbench"
+LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 EXTENSIONS = ("plotly", "tabulator")
 
 
@@ -90,12 +97,24 @@ def _free_port(host: str) -> int:
         return s.getsockname()[1]
 
 
+def dashboard_token(host: str, token: str | None = None) -> str | None:
+    """The token the dashboard requires: ``token``, else ``$WORKBENCH_TOKEN``, else a new random
+    one when ``host`` is not the loopback; None (no login) on the loopback without either."""
+    token = token or os.environ.get("WORKBENCH_TOKEN") or None
+    if token is None and host not in LOOPBACK:
+        token = secrets.token_urlsafe(24)
+    if token is not None and len(token) < 16:
+        raise ValueError("the dashboard token must be at least 16 characters (or leave it out to get a random one)")
+    return token
+
+
 def serve_dashboard(store: RunStore, port: int = 5006, host: str = "127.0.0.1", show: bool = False,
-                    *, start: bool = True):
+                    *, start: bool = True, token: str | None = None):
     """Serve the dashboard on ``http://host:port`` (blocking when ``start``); prints the URL.
 
     ``port=0`` picks a free port. Only ``host`` is bound (127.0.0.1 by default: local only); browser
-    websockets are accepted from that host, plus ``localhost`` when bound to the loopback.
+    websockets are accepted from that host, plus ``localhost`` when bound to the loopback. Any other
+    host requires a login with the token of :func:`dashboard_token` (printed with the URL).
     Returns the Panel/Bokeh server (useful with ``start=False``).
     """
     import tornado.web
@@ -104,6 +123,7 @@ def serve_dashboard(store: RunStore, port: int = 5006, host: str = "127.0.0.1", 
         raise ValueError(f"port must be an integer in [0, 65535], got {port!r}")
     if not isinstance(host, str) or not host:
         raise ValueError(f"host must be an interface address such as '127.0.0.1', got {host!r}")
+    token = dashboard_token(host, token)
     routes = build_app(store)
     port = port or _free_port(host)
     origins = [f"{host}:{port}"]
@@ -113,6 +133,11 @@ def serve_dashboard(store: RunStore, port: int = 5006, host: str = "127.0.0.1", 
     url = f"http://{'localhost' if host in ('0.0.0.0', '::') else host}:{port}/{first}"
     print(f"workbench dashboard: {url}  (pages: {', '.join(routes)}; data: {store.root}; Ctrl-C to stop)",
           flush=True)
+    auth = {}
+    if token is not None:
+        auth = {"basic_auth": token, "cookie_secret": secrets.token_urlsafe(32)}
+        print(f"login required: any user name, password (token) {token}", flush=True)
     return pn.serve(routes, address=host, port=port, show=show, start=start, title=TITLE,
                     websocket_origin=sorted(set(origins)), threaded=False, verbose=False,
-                    extra_patterns=[(r"/", tornado.web.RedirectHandler, {"url": f"/{first}", "permanent": False})])
+                    extra_patterns=[(r"/", tornado.web.RedirectHandler, {"url": f"/{first}", "permanent": False})],
+                    **auth)

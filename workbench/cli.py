@@ -1,34 +1,150 @@
 """The ``workbench`` command: train, runs, serve, demo (``workbench --help``; ``--help`` on each)."""
 from __future__ import annotations
 
+import contextlib
 import json
+import math
+import shutil
+import signal
 import sys
+import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from workbench.store import RunNotFoundError, RunStore, default_root
+from workbench.store import (
+    FINAL_STATUSES,
+    CheckpointError,
+    Run,
+    RunDamagedError,
+    RunLockedError,
+    RunNotFoundError,
+    RunStore,
+    default_root,
+    run_id_for,
+)
 
 app = typer.Typer(help="Study how neural networks learn: grokking, superposition, weight spectra, Koopman spectra.",
                   no_args_is_help=True, add_completion=False)
 train_app = typer.Typer(help="Train a run into the run store (prints `run_id: <id>` last).", no_args_is_help=True)
-runs_app = typer.Typer(help="List, show and delete runs.", no_args_is_help=True)
+runs_app = typer.Typer(help="List, show, check and delete runs.", no_args_is_help=True)
 app.add_typer(train_app, name="train")
 app.add_typer(runs_app, name="runs")
 
 DataOpt = Annotated[Optional[Path], typer.Option("--data", help="Run root (default: $WORKBENCH_DATA or data/runs).")]
+MAX_TOY_BATCH = 1 << 20  # samples per toy-model step: more only costs memory (4 MiB per feature)
 ResumeOpt = Annotated[bool, typer.Option("--resume/--no-resume", help="Continue from the last checkpoint.")]
 ProgressOpt = Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")]
+WaitOpt = Annotated[bool, typer.Option("--wait/--no-wait",
+                                       help="If another process trains this run, wait for it instead of refusing.")]
 
 
-def _store(data: Path | None) -> RunStore:
-    return RunStore(data if data is not None else default_root())
+def _finite(value: float | None) -> float | None:
+    """Option callback: refuse NaN and ±Inf (click's ranges let NaN through)."""
+    if value is not None and not math.isfinite(value):
+        raise typer.BadParameter(f"must be a finite number, got {value}")
+    return value
+
+
+def _store(data: Path | None, *, create: bool = True) -> RunStore:
+    """The run store at ``--data``; ``create=False`` (read-only commands) refuses a missing root."""
+    return RunStore(data if data is not None else default_root(), create=create)
 
 
 def _fail(message: str) -> None:
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
     raise typer.Exit(2)
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """Inside the block SIGTERM raises ``KeyboardInterrupt``, so a terminated training records
+    ``interrupted`` (with the resume command) like Ctrl-C does."""
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt("SIGTERM")
+
+    old = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: object = None, line: str | None = None) -> None:
+    """Warnings (e.g. a skipped damaged checkpoint) as one plain ``warning:`` line."""
+    typer.secho(f"warning: {message}", fg=typer.colors.YELLOW, err=True)
+
+
+def _settle(store: RunStore, run_id: str, existed: bool, exc: BaseException) -> None:
+    """After ``exc`` stopped a training: a run this command created that recorded nothing is
+    removed (nothing created on failure); otherwise a run still ``created``/``running`` is marked
+    ``failed``/``interrupted`` with the reason (the Recorder marks what fails inside the loop)."""
+    path = store.root / run_id
+    if not existed and (not (path / "config.json").exists() or not any(
+            (path / d).exists() for d in ("metrics.zarr", "checkpoints", "traj.zarr"))):
+        shutil.rmtree(path, ignore_errors=True)
+        return
+    with contextlib.suppress(RunDamagedError, RunNotFoundError, OSError):
+        run = store.open(run_id)
+        if run.state.get("status", "created") not in FINAL_STATUSES:
+            status = "interrupted" if isinstance(exc, (KeyboardInterrupt, SystemExit)) else "failed"
+            run.update_state(status=status, reason=f"{type(exc).__name__}: {exc}", resume=run.resume_command())
+
+
+def _train(store: RunStore, run_config: dict, wait: bool, train: Callable[[], Run]) -> Run:
+    """``train()`` holding the writer lock of the run of ``run_config``, with honest failure states.
+
+    A run another process trains is refused with a message naming it (or waited for with
+    ``wait``); SIGTERM and Ctrl-C mark the run ``interrupted`` and print the resume command;
+    errors become one ``error:`` line (exit 2) and a ``failed`` run.
+    """
+    run_id = run_id_for(run_config)
+    existed = store.exists(run_id)
+    try:
+        with contextlib.ExitStack() as stack:
+            try:
+                stack.enter_context(store.lock(run_id, wait=False))
+            except RunLockedError as exc:
+                if not wait:
+                    _fail(str(exc))
+                typer.secho(f"run {run_id} is being trained by pid {exc.owner.get('pid', '?')} on "
+                            f"{exc.owner.get('host', '?')}; waiting for it to finish (Ctrl-C to stop waiting)",
+                            err=True)
+                stack.enter_context(store.lock(run_id, wait=True))
+            stack.enter_context(_sigterm_interrupts())
+            stack.enter_context(warnings.catch_warnings())
+            warnings.showwarning = _show_warning
+            try:
+                return train()
+            except BaseException as exc:
+                _settle(store, run_id, existed, exc)
+                raise
+    except KeyboardInterrupt:
+        cmd = store.open(run_id).resume_command() if store.exists(run_id) else "(nothing was recorded)"
+        typer.secho(f"interrupted; resume with: {cmd}", fg=typer.colors.YELLOW, err=True)
+        raise typer.Exit(130) from None
+    except (ValueError, TypeError, CheckpointError, RunDamagedError, RunLockedError) as exc:
+        _fail(str(exc))
+    except FloatingPointError as exc:  # TrainingDiverged: the run is marked diverged
+        _fail(str(exc))
+
+
+def _check_batch_size(batch_size: int | None, n_train: int) -> None:
+    """A mini-batch may not exceed the training set (drawn with replacement, it would only repeat rows)."""
+    if batch_size is not None and batch_size > n_train:
+        raise ValueError(f"--batch-size {batch_size} exceeds the {n_train} training examples; "
+                         "omit it for full-batch training or pass at most that many")
+
+
+def _check_optimizer(config) -> None:
+    """Build ``config``'s optimizer on a throw-away parameter: its own checks (Grokfast alpha,
+    lambda, window; Muon rates) run before the run exists instead of after."""
+    import torch
+
+    config.make_optimizer(torch.nn.Linear(2, 2))
 
 
 def _report(run) -> None:
@@ -40,35 +156,37 @@ def _report(run) -> None:
 
 @train_app.command("modular")
 def train_modular_cmd(
-    p: Annotated[int, typer.Option(help="Prime modulus.")] = 97,
+    p: Annotated[int, typer.Option(help="Prime modulus.", min=2)] = 97,
     op: Annotated[str, typer.Option(help="add | sub | mul | div | x2xyy2")] = "add",
-    frac: Annotated[float, typer.Option(help="Train fraction in (0, 1).")] = 0.5,
-    d_embed: int = 128,
-    d_hidden: int = 256,
-    lr: Annotated[float, typer.Option(help="AdamW learning rate.")] = 1e-3,
-    wd: Annotated[float, typer.Option(help="AdamW weight decay.")] = 1.0,
-    steps: int = 2000,
-    batch_size: Annotated[Optional[int], typer.Option(help="Mini-batch size (default: full batch).")] = None,
-    seed: int = 0,
-    eval_every: int = 10,
-    checkpoint_every: int = 500,
-    trajectory_every: int = 50,
+    frac: Annotated[float, typer.Option(help="Train fraction in (0, 1).", callback=_finite)] = 0.5,
+    d_embed: Annotated[int, typer.Option(min=1)] = 128,
+    d_hidden: Annotated[int, typer.Option(min=1)] = 256,
+    lr: Annotated[float, typer.Option(help="AdamW learning rate.", callback=_finite)] = 1e-3,
+    wd: Annotated[float, typer.Option(help="AdamW weight decay.", callback=_finite)] = 1.0,
+    steps: Annotated[int, typer.Option(min=1)] = 2000,
+    batch_size: Annotated[Optional[int], typer.Option(help="Mini-batch size (default: full batch).", min=1)] = None,
+    seed: Annotated[int, typer.Option(min=0)] = 0,
+    eval_every: Annotated[int, typer.Option(min=1)] = 10,
+    checkpoint_every: Annotated[int, typer.Option(min=1)] = 500,
+    trajectory_every: Annotated[int, typer.Option(min=0)] = 50,
     data: DataOpt = None,
     resume: ResumeOpt = True,
+    wait: WaitOpt = False,
     progress: ProgressOpt = True,
 ) -> None:
     """Train the embedding-concat MLP on a modular arithmetic task."""
     from workbench.grokking.modular_run import ModularConfig, train_modular
-    from workbench.train import TrainingDiverged
 
     try:
         config = ModularConfig(p=p, op=op, frac=frac, d_embed=d_embed, d_hidden=d_hidden, lr=lr, wd=wd,
                                steps=steps, batch_size=batch_size, seed=seed, eval_every=eval_every,
                                checkpoint_every=checkpoint_every, trajectory_every=trajectory_every)
-        run = train_modular(config, _store(data), resume=resume, progress=progress)
-    except (ValueError, TrainingDiverged) as exc:
+        _check_batch_size(batch_size, config.task().train_x.shape[0])
+    except ValueError as exc:
         _fail(str(exc))
-    _report(run)
+    store = _store(data)
+    _report(_train(store, config.to_run_config(), wait,
+                   lambda: train_modular(config, store, resume=resume, progress=progress)))
 
 
 # -- lens commands are registered below this line ---------------------------------------------
@@ -76,33 +194,34 @@ def train_modular_cmd(
 
 @train_app.command("grokking")
 def train_grokking_cmd(
-    p: Annotated[int, typer.Option(help="Prime modulus.")] = 113,
+    p: Annotated[int, typer.Option(help="Prime modulus.", min=2)] = 113,
     op: Annotated[str, typer.Option(help="add | sub | mul | div | x2xyy2")] = "add",
-    frac: Annotated[float, typer.Option(help="Train fraction in (0, 1).")] = 0.3,
-    lr: Annotated[float, typer.Option(help="AdamW learning rate.")] = 1e-3,
-    wd: Annotated[float, typer.Option(help="AdamW weight decay.")] = 1.0,
-    steps: int = 40_000,
+    frac: Annotated[float, typer.Option(help="Train fraction in (0, 1).", callback=_finite)] = 0.3,
+    lr: Annotated[float, typer.Option(help="AdamW learning rate.", callback=_finite)] = 1e-3,
+    wd: Annotated[float, typer.Option(help="AdamW weight decay.", callback=_finite)] = 1.0,
+    steps: Annotated[int, typer.Option(min=1)] = 40_000,
     optimizer: Annotated[str, typer.Option(help="adamw | grokfast-ema | grokfast-ma | muon")] = "adamw",
-    muon_lr: Annotated[float, typer.Option(help="Muon learning rate (hidden matrices).")] = 0.02,
-    muon_wd: Annotated[float, typer.Option(help="Muon weight decay.")] = 0.05,
-    gf_alpha: Annotated[float, typer.Option(help="Grokfast EMA momentum.")] = 0.98,
-    gf_lamb: Annotated[Optional[float], typer.Option(help="Grokfast lambda (default 2 EMA / 5 MA).")] = None,
-    gf_window: Annotated[int, typer.Option(help="Grokfast MA window.")] = 100,
-    d_model: int = 128,
-    d_mlp: int = 512,
-    batch_size: Annotated[Optional[int], typer.Option(help="Mini-batch size (default: full batch).")] = None,
-    seed: int = 0,
-    eval_every: int = 10,
-    probe_every: Annotated[int, typer.Option(help="Fourier progress measures every N steps.")] = 100,
-    checkpoint_every: int = 1000,
-    trajectory_every: int = 100,
+    muon_lr: Annotated[float, typer.Option(help="Muon learning rate (hidden matrices).", callback=_finite)] = 0.02,
+    muon_wd: Annotated[float, typer.Option(help="Muon weight decay.", callback=_finite)] = 0.05,
+    gf_alpha: Annotated[float, typer.Option(help="Grokfast EMA momentum in [0, 1).", callback=_finite)] = 0.98,
+    gf_lamb: Annotated[Optional[float], typer.Option(help="Grokfast lambda >= 0 (default 2 EMA / 5 MA).",
+                                                     callback=_finite)] = None,
+    gf_window: Annotated[int, typer.Option(help="Grokfast MA window.", min=1)] = 100,
+    d_model: Annotated[int, typer.Option(help="Model width (4 heads of d_model/4).", min=4)] = 128,
+    d_mlp: Annotated[int, typer.Option(min=1)] = 512,
+    batch_size: Annotated[Optional[int], typer.Option(help="Mini-batch size (default: full batch).", min=1)] = None,
+    seed: Annotated[int, typer.Option(min=0)] = 0,
+    eval_every: Annotated[int, typer.Option(min=1)] = 10,
+    probe_every: Annotated[int, typer.Option(help="Fourier progress measures every N steps.", min=1)] = 100,
+    checkpoint_every: Annotated[int, typer.Option(min=1)] = 1000,
+    trajectory_every: Annotated[int, typer.Option(min=0)] = 100,
     data: DataOpt = None,
     resume: ResumeOpt = True,
+    wait: WaitOpt = False,
     progress: ProgressOpt = True,
 ) -> None:
     """Train Nanda et al.'s one-layer transformer with the grokking progress measures."""
     from workbench.grokking import GrokkingConfig, train_grokking
-    from workbench.train import TrainingDiverged
 
     try:
         config = GrokkingConfig(p=p, op=op, frac=frac, lr=lr, wd=wd, steps=steps, optimizer=optimizer,
@@ -111,25 +230,29 @@ def train_grokking_cmd(
                                 d_mlp=d_mlp, batch_size=batch_size, seed=seed,
                                 eval_every=eval_every, probe_every=probe_every,
                                 checkpoint_every=checkpoint_every, trajectory_every=trajectory_every)
-        run = train_grokking(config, _store(data), resume=resume, progress=progress)
-    except (ValueError, TrainingDiverged) as exc:
+        _check_batch_size(batch_size, config.task().train_x.shape[0])
+        _check_optimizer(config)
+    except ValueError as exc:
         _fail(str(exc))
-    _report(run)
+    store = _store(data)
+    _report(_train(store, config.to_run_config(), wait,
+                   lambda: train_grokking(config, store, resume=resume, progress=progress)))
 
 
 @train_app.command("superposition")
 def train_superposition_cmd(
-    features: Annotated[int, typer.Option(help="Number of features n.")] = 5,
-    hidden: Annotated[int, typer.Option(help="Hidden dimensions m.")] = 2,
+    features: Annotated[int, typer.Option(help="Number of features n.", min=1)] = 5,
+    hidden: Annotated[int, typer.Option(help="Hidden dimensions m.", min=1)] = 2,
     sparsity: Annotated[str, typer.Option(help="Comma-separated sparsities S in [0, 1), trained in one batch.")] = "0,0.7,0.9,0.97,0.99,0.997",
-    importance_decay: Annotated[float, typer.Option(help="Feature importance I_i = decay**i.")] = 0.9,
-    inits: Annotated[int, typer.Option(help="Random inits per sparsity (the lowest loss is summarised).")] = 4,
+    importance_decay: Annotated[float, typer.Option(help="Feature importance I_i = decay**i.", callback=_finite)] = 0.9,
+    inits: Annotated[int, typer.Option(help="Random inits per sparsity (the lowest loss is summarised).", min=1)] = 4,
     variant: Annotated[str, typer.Option(help="relu | linear | abs")] = "relu",
-    steps: int = 5000,
-    batch_size: int = 1024,
-    lr: float = 1e-3,
-    seed: int = 0,
+    steps: Annotated[int, typer.Option(min=1)] = 5000,
+    batch_size: Annotated[int, typer.Option(help="Samples per step.", min=1, max=MAX_TOY_BATCH)] = 1024,
+    lr: Annotated[float, typer.Option(callback=_finite)] = 1e-3,
+    seed: Annotated[int, typer.Option(min=0)] = 0,
     data: DataOpt = None,
+    wait: WaitOpt = False,
     progress: ProgressOpt = True,
 ) -> None:
     """Train a grid of toy models of superposition (Elhage et al. 2022) in one batch."""
@@ -137,11 +260,14 @@ def train_superposition_cmd(
 
     try:
         values = [float(v) for v in sparsity.split(",") if v.strip()]
+        if not all(map(math.isfinite, values)):
+            raise ValueError(f"--sparsity values must be finite numbers in [0, 1), got {sparsity!r}")
         config = ToyRunConfig(n_features=features, n_hidden=hidden, sparsity=values, importance_decay=importance_decay,
                               n_inits=inits, steps=steps, batch_size=batch_size, lr=lr, seed=seed, variant=variant)
-        run = train_toy_run(config, _store(data), progress=progress)
     except ValueError as exc:
         _fail(str(exc))
+    store = _store(data)
+    run = _train(store, config.to_run_config(), wait, lambda: train_toy_run(config, store, progress=progress))
     summary = run.state["summary"]
     for s, rep, dpf in zip(values, *(summary[k] if isinstance(summary[k], list) else [summary[k]]
                                       for k in ("represented", "dims_per_feature"))):
@@ -153,35 +279,71 @@ def train_superposition_cmd(
 def train_groups_cmd(
     group: Annotated[str, typer.Option(help="Z<n>, D<n>, S<n>, A<n> (n <= 5), Q8, or products like Z2xZ4.")] = "S4",
     word: Annotated[str, typer.Option(help="The operation, a word in a, b: ab, aba^-1, a^2b, abA ...")] = "ab",
-    frac: Annotated[float, typer.Option(help="Train fraction of all |G|² pairs.")] = 0.7,
+    frac: Annotated[float, typer.Option(help="Train fraction of all |G|² pairs.", callback=_finite)] = 0.7,
     model: Annotated[str, typer.Option(help="li2 (one-hot → W → σ → V) | mlp (embedding MLP)")] = "li2",
-    hidden: Annotated[int, typer.Option(help="Hidden neurons.")] = 512,
+    hidden: Annotated[int, typer.Option(help="Hidden neurons.", min=1)] = 512,
     activation: Annotated[str, typer.Option(help="li2 activation: sqr | relu")] = "sqr",
     optimizer: Annotated[str, typer.Option(help="adamw | muon | grokfast-ema | grokfast-ma")] = "adamw",
-    lr: Annotated[float, typer.Option(help="AdamW learning rate (muon: for non-2-D parameters).")] = 3e-3,
-    wd: Annotated[float, typer.Option(help="AdamW weight decay.")] = 1.0,
-    muon_lr: float = 0.02,
-    muon_wd: float = 0.1,
-    steps: int = 1500,
-    seed: int = 0,
-    probe_every: Annotated[int, typer.Option(help="Irrep measures every N steps.")] = 50,
+    lr: Annotated[float, typer.Option(help="AdamW learning rate (muon: for non-2-D parameters).", callback=_finite)] = 3e-3,
+    wd: Annotated[float, typer.Option(help="AdamW weight decay.", callback=_finite)] = 1.0,
+    muon_lr: Annotated[float, typer.Option(callback=_finite)] = 0.02,
+    muon_wd: Annotated[float, typer.Option(callback=_finite)] = 0.1,
+    steps: Annotated[int, typer.Option(min=1)] = 1500,
+    seed: Annotated[int, typer.Option(min=0)] = 0,
+    probe_every: Annotated[int, typer.Option(help="Irrep measures every N steps.", min=1)] = 50,
     data: DataOpt = None,
     resume: ResumeOpt = True,
+    wait: WaitOpt = False,
     progress: ProgressOpt = True,
 ) -> None:
     """Train on a word task in a finite group, with irrep progress measures (key_irreps in the run's attrs)."""
     from workbench.grokking.groups_run import GroupsConfig, train_groups
-    from workbench.train import TrainingDiverged
 
     try:
         config = GroupsConfig(group=group, word=word, frac=frac, model=model, hidden=hidden, activation=activation,
                               optimizer=optimizer, lr=lr, wd=wd, muon_lr=muon_lr, muon_wd=muon_wd, steps=steps,
                               seed=seed, probe_every=probe_every)
-        run = train_groups(config, _store(data), resume=resume, progress=progress)
-    except (ValueError, TypeError, TrainingDiverged) as exc:
+    except (ValueError, TypeError) as exc:
         _fail(str(exc))
+    store = _store(data)
+    run = _train(store, config.to_run_config(), wait,
+                 lambda: train_groups(config, store, resume=resume, progress=progress))
     typer.echo(f"key irreps: {run.attrs.get('key_irreps')}")
     _report(run)
+
+
+#: run kind → (module, config class, train function) of the runs ``workbench train resume`` continues.
+RESUMABLE = {"modular": ("workbench.grokking.modular_run", "ModularConfig", "train_modular"),
+             "grokking": ("workbench.grokking.run", "GrokkingConfig", "train_grokking"),
+             "groups": ("workbench.grokking.groups_run", "GroupsConfig", "train_groups")}
+
+
+@train_app.command("resume")
+def train_resume_cmd(
+    run_id: Annotated[str, typer.Argument(help="Run id (see `workbench runs list`).")],
+    from_step: Annotated[Optional[int], typer.Option(
+        help="Resume from the checkpoint at this step (default: the newest that verifies).", min=0)] = None,
+    data: DataOpt = None,
+    wait: WaitOpt = False,
+    progress: ProgressOpt = True,
+) -> None:
+    """Continue an interrupted, failed or stale run from a verified checkpoint, to its configured steps."""
+    import importlib
+
+    try:
+        store = _store(data, create=False)
+        run = store.open(run_id)
+        kind = run.config.get("kind")
+        if kind not in RESUMABLE:
+            raise ValueError(f"run {run_id} is a {kind!r} run; resumable kinds: {', '.join(RESUMABLE)}")
+        module, config_name, train_name = RESUMABLE[kind]
+        mod = importlib.import_module(module)
+        config = getattr(mod, config_name)(**run.config["train"])
+    except (ValueError, TypeError, FileNotFoundError, RunNotFoundError, RunDamagedError) as exc:
+        _fail(str(exc))
+    train = getattr(mod, train_name)
+    resume = True if from_step is None else from_step
+    _report(_train(store, run.config, wait, lambda: train(config, store, resume=resume, progress=progress)))
 
 
 @app.command("sweep")
@@ -198,6 +360,8 @@ def sweep_cmd(
     """Train one run per grid point on Dask; print the phase diagram and `sweep_id: <id>` last."""
     from workbench.sweep import parse_grid, parse_overrides, sweep
 
+    root = data if data is not None else default_root()
+    existed = root.exists()
     try:
         base = parse_overrides(set_ or [])
         if steps is not None:
@@ -205,6 +369,9 @@ def sweep_cmd(
         ds = sweep(task, parse_grid(grid), base=base, scheduler=scheduler, data=_store(data),
                    n_workers=workers, progress=progress)
     except (ValueError, TypeError) as exc:
+        if not existed:  # nothing created on failure: the root this command made, while still empty
+            with contextlib.suppress(OSError):
+                root.rmdir()
         _fail(str(exc))
     hidden = {"seconds", "resumed_from", "final_step", "final_train_loss", "status"}
     typer.echo(ds[[v for v in ds.data_vars if v not in hidden]].to_dataframe().to_string())
@@ -216,20 +383,54 @@ def sweep_cmd(
 
 @runs_app.command("list")
 def runs_list(data: DataOpt = None) -> None:
-    """Table of runs in the data root."""
-    df = _store(data).list()
+    """Table of runs in the data root (status as it is: a run whose process is gone shows `stale`)."""
+    try:
+        df = _store(data, create=False).list()
+    except FileNotFoundError as exc:
+        _fail(str(exc))
     typer.echo("no runs yet: try `workbench demo`" if df.empty else df.to_string(index=False))
+    for run_id, reason in df.attrs.get("damaged", {}).items():
+        typer.secho(f"skipped damaged run {run_id}: {reason}", fg=typer.colors.YELLOW, err=True)
 
 
 @runs_app.command("show")
 def runs_show(run_id: str, data: DataOpt = None) -> None:
-    """Config, state and metric variables of one run."""
+    """Config, state, status and metric variables of one run."""
     try:
-        run = _store(data).open(run_id)
-    except (ValueError, RunNotFoundError) as exc:
+        run = _store(data, create=False).open(run_id)
+        shown = {"run_id": run.id, "path": str(run.path), "status": run.status_info(), "config": run.config,
+                 "state": run.state, "checkpoints": run.checkpoint_steps(), "metric_groups": run.groups()}
+    except (ValueError, FileNotFoundError, RunNotFoundError, RunDamagedError) as exc:
         _fail(str(exc))
-    typer.echo(json.dumps({"run_id": run.id, "path": str(run.path), "config": run.config, "state": run.state,
-                           "checkpoints": run.checkpoint_steps(), "metric_groups": run.groups()}, indent=1))
+    typer.echo(json.dumps(shown, indent=1, default=str))
+
+
+@runs_app.command("check")
+def runs_check(run_id: Annotated[Optional[str], typer.Argument(help="Run id (default: every run).")] = None,
+               data: DataOpt = None) -> None:
+    """Verify a run's files (JSON, metric checksums, checkpoints, trajectory) and say what to do.
+
+    Exits 1 when a run is damaged, 0 when every run is intact or only has warnings."""
+    from workbench.run_check import DAMAGED, OK, check_run
+
+    try:
+        store = _store(data, create=False)
+        runs = [store.open(run_id)] if run_id is not None else list(store)
+    except (ValueError, FileNotFoundError, RunNotFoundError) as exc:
+        _fail(str(exc))
+    damaged = False
+    for run in runs:
+        findings = check_run(run)
+        worst = DAMAGED if any(f.level == DAMAGED for f in findings) else (
+            "warning" if any(f.level != OK for f in findings) else OK)
+        damaged |= worst == DAMAGED
+        typer.echo(f"{run.id}: {worst}")
+        for f in findings:
+            typer.echo(f"  [{f.level}] {f.what}" + (f"\n      → {f.advice}" if f.advice else ""))
+    if not runs:
+        typer.echo(f"no runs in {store.root}")
+    if damaged:
+        raise typer.Exit(1)
 
 
 @runs_app.command("delete")
@@ -237,12 +438,13 @@ def runs_delete(run_id: str, data: DataOpt = None,
                 yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False) -> None:
     """Delete a run directory."""
     try:
-        store = _store(data)
+        store = _store(data, create=False)
         store.open(run_id)
         if not yes and not typer.confirm(f"delete run {run_id}?"):
             raise typer.Exit(1)
-        store.delete(run_id)
-    except (ValueError, RunNotFoundError) as exc:
+        with store.lock(run_id, wait=False):
+            store.delete(run_id)
+    except (ValueError, FileNotFoundError, RunNotFoundError, RunLockedError) as exc:
         _fail(str(exc))
     typer.echo(f"deleted {run_id}")
 
@@ -250,14 +452,21 @@ def runs_delete(run_id: str, data: DataOpt = None,
 @app.command()
 def serve(
     data: DataOpt = None,
-    port: Annotated[int, typer.Option(help="Port (0 = any free port).")] = 5006,
+    port: Annotated[int, typer.Option(help="Port (0 = any free port).", min=0, max=65535)] = 5006,
     host: Annotated[str, typer.Option(help="Interface to bind; keep 127.0.0.1 unless you mean to expose it.")] = "127.0.0.1",
     show: Annotated[bool, typer.Option("--show/--no-show", help="Open a browser tab.")] = False,
+    token: Annotated[Optional[str], typer.Option(
+        help="Login token (password) for the dashboard; default $WORKBENCH_TOKEN, or a random one "
+             "printed at start whenever --host is not the loopback.")] = None,
 ) -> None:
     """Serve the dashboard (run browser + one page per lens) on http://HOST:PORT."""
-    from widgets.serve import serve_dashboard
+    from widgets.serve import dashboard_token, serve_dashboard
 
-    serve_dashboard(_store(data), port=port, host=host, show=show)
+    try:
+        token = dashboard_token(host, token)
+    except ValueError as exc:
+        _fail(str(exc))
+    serve_dashboard(_store(data), port=port, host=host, show=show, token=token)
 
 
 @app.command()
@@ -293,8 +502,8 @@ def report(
     from widgets.report import write_report
 
     try:
-        path, result = write_report(_store(data), run_id, out)
-    except (ValueError, TypeError, RunNotFoundError) as exc:
+        path, result = write_report(_store(data, create=False), run_id, out)
+    except (ValueError, TypeError, FileNotFoundError, RunNotFoundError, RunDamagedError) as exc:
         _fail(str(exc))
     for lens, reason in result.skipped:
         typer.secho(f"note: the {lens} lens is not in the report: {reason}", fg=typer.colors.YELLOW, err=True)

@@ -27,7 +27,14 @@ LOCK_FILE = ".lock"
 
 
 class RunLockedError(RuntimeError):
-    """Another process or thread is training this run; the message names it and what to do."""
+    """Another process or thread is training this run; the message names it and what to do.
+
+    ``owner`` is that writer's ``{pid, host, started, heartbeat_age}`` (see :func:`owner_of`).
+    """
+
+    def __init__(self, message: str, owner: dict):
+        super().__init__(message)
+        self.owner = owner
 
 
 @dataclass
@@ -123,10 +130,11 @@ def run_lock(run_dir: Path, run_id: str, *, wait: bool = False) -> Iterator[None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         except BlockingIOError:
+            owner = owner_of(run_dir)
             raise RunLockedError(
-                f"run {run_id} is being trained by {describe_owner(owner_of(run_dir))}; only one process "
+                f"run {run_id} is being trained by {describe_owner(owner)}; only one process "
                 "may write a run. Wait for it (`--wait` on the CLI, `wait=True` in Python) or stop "
-                "that process first.") from None
+                "that process first.", owner) from None
         owner = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(owner).encode(), 0)

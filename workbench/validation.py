@@ -5,6 +5,7 @@ Convention (DESIGN.md): validate shapes, finiteness and ranges early and raise `
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -69,7 +70,15 @@ def check_finite(t: torch.Tensor, name: str) -> None:
 
 def check_range(value: float, name: str, low: float | None = None, high: float | None = None,
                 *, low_open: bool = False, high_open: bool = False) -> None:
-    """Raise ``ValueError`` unless ``low <= value <= high`` (open ends if requested)."""
+    """Raise ``ValueError`` unless ``value`` is a finite number with ``low <= value <= high``
+    (open ends if requested). NaN and ±Inf are refused whatever the bounds: a comparison with NaN
+    is always false, so without this check NaN would pass every range."""
+    try:
+        finite = math.isfinite(value)
+    except TypeError:
+        raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}") from None
+    if not finite:
+        raise ValueError(f"{name} must be a finite number, got {value}")
     if low is not None and (value < low or (low_open and value == low)):
         raise ValueError(f"{name} must be {'>' if low_open else '>='} {low}, got {value}")
     if high is not None and (value > high or (high_open and value == high)):

@@ -61,6 +61,7 @@ def test_superposition_page_in_browser(sup_root, browser_page, tmp_path):
     with serving(sup_root, tmp_path) as url:
         page = browser_page
         page.goto(url + "/superposition")
+        page.get_by_role("button", name="Train models").click()  # opening the page trains nothing
         # live training finishes (bias bars of the S=0 model drawn) and the phase diagram loads
         points = wait_for_points(page, lambda p: p.get("b S=0", 0) == 5 and p.get("phase", 0) == 4
                                  and p.get("D_i (represented features)", 0) > 0

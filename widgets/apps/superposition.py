@@ -1,11 +1,12 @@
 """Superposition page: sliders → a small batch of toy models trained live; a precomputed phase diagram.
 
-Sliders (n, m, largest sparsity, importance decay, steps; they act on release) train a handful of
+Opening the page computes nothing (a GET never starts work): the **Train models** button, or a
+slider released afterwards (n, m, largest sparsity, importance decay, steps), trains a handful of
 instances spanning sparsity 0 … S_max in the background (the figures show a loading overlay; the
 server never blocks) and show WᵀW and b, the feature polygon for m = 2, and feature
 dimensionalities. Below, the n=2/m=1 phase diagram (Elhage et al. 2022, "Phase Change"), hover
-showing each cell's W. It is the store artifact ``phase_diagram/phase_diagram_2_1``; when absent it
-is computed once in the background and saved there.
+showing each cell's W. It is the store artifact ``phase_diagram/phase_diagram_2_1``, loaded on open;
+when absent, the **Compute phase diagram** button computes it once in the background and saves it.
 
 Page logic lives in plain functions (:func:`sparsity_levels`, :func:`train_live`,
 :func:`live_figures`, :func:`live_summary`, :func:`load_or_compute_phase_diagram`) that tests call
@@ -97,6 +98,8 @@ class SuperpositionPage(pn.viewable.Viewer):
     max_sparsity = param.Number(default=0.99, bounds=(0.0, 0.999), step=0.001, doc="Largest sparsity S")
     importance_decay = param.Number(default=0.9, bounds=(0.5, 1.0), step=0.01, doc="Importance I_i = decay^i")
     steps = param.Integer(default=2000, bounds=(100, 10000), step=100, doc="Training steps")
+    train = param.Event(label="Train models", doc="Train with the current sliders")
+    compute_phase = param.Event(label="Compute phase diagram", doc="Compute and store the phase diagram")
 
     def __init__(self, store: RunStore, *, threaded: bool = True, **params):
         self.store = require_store(store)
@@ -105,11 +108,12 @@ class SuperpositionPage(pn.viewable.Viewer):
         self._panes = {k: pn.pane.Plotly(None, height=h, sizing_mode="stretch_width", name=k,
                                          loading=(self._phase if k == "phase" else self._training).param.busy)
                        for k, h in (("grid", 440), ("polygon", 320), ("dims", 420), ("phase", 460))}
-        self._status = pn.pane.Markdown("", sizing_mode="stretch_width")
+        self._status = pn.pane.Markdown("Press **Train models** to train toy models with these settings.",
+                                        sizing_mode="stretch_width")
         self._errors = pn.pane.Markdown(pn.bind(error_line, self._training.param.error, self._phase.param.error),
                                         sizing_mode="stretch_width")
 
-    @param.depends(*CONTROLS, watch=True)
+    @param.depends(*CONTROLS, "train", watch=True)
     def start_training(self) -> None:
         """Train with the current sliders in the background (inline when not ``threaded``)."""
         args = (self.n_features, self.n_hidden, self.max_sparsity, self.importance_decay)
@@ -117,9 +121,14 @@ class SuperpositionPage(pn.viewable.Viewer):
                                f"(n={args[0]}, m={args[1]}, S ≤ {args[2]}, decay {args[3]}) …")
         self._training.submit(lambda: train_live(*args, steps=self.steps), on_done=self._show_live)
 
+    @param.depends("compute_phase", watch=True)
     def start_phase_diagram(self) -> None:
         """Load (or compute and store) the phase diagram in the background."""
         self._phase.submit(load_or_compute_phase_diagram, self.store, on_done=self._show_phase)
+
+    def has_phase_diagram(self) -> bool:
+        """True when the store holds the phase diagram (opening the page then only reads it)."""
+        return PHASE_NAME in self.store.artifacts(PHASE_KIND)
 
     def wait(self, timeout: float | None = None) -> None:
         """Block until both background jobs are drawn (tests, notebooks)."""
@@ -140,7 +149,9 @@ class SuperpositionPage(pn.viewable.Viewer):
         sliders = {name: {"type": pn.widgets.IntSlider if isinstance(self.param[name], param.Integer)
                           else pn.widgets.FloatSlider, "throttled": True} for name in CONTROLS}
         sliders["max_sparsity"]["step"] = 0.001
-        controls = pn.Param(self.param, parameters=CONTROLS, widgets=sliders, show_name=False, width=300)
+        controls = pn.Param(self.param, parameters=[*CONTROLS, "train"], widgets=sliders, show_name=False, width=300)
+        phase_button = pn.Param(self.param, parameters=["compute_phase"], show_name=False,
+                                visible=not self.has_phase_diagram())
         return pn.Column(
             pn.pane.Markdown("## Superposition\nElhage et al. (2022), *Toy Models of Superposition*. "
                              "Each instance is h = Wx, x' = ReLU(Wᵀh + b); sparsity grows left to right. "
@@ -148,12 +159,13 @@ class SuperpositionPage(pn.viewable.Viewer):
             pn.Row(controls, pn.Column(self._status, self._errors, sizing_mode="stretch_width")),
             self._panes["grid"], self._panes["polygon"], self._panes["dims"],
             pn.pane.Markdown("### Phase diagram (n = 2, m = 1)\nHover a cell to see its W, b and loss."),
-            self._panes["phase"], sizing_mode="stretch_width")
+            phase_button, self._panes["phase"], sizing_mode="stretch_width")
 
 
 def page(store: RunStore) -> pn.viewable.Viewable:
-    """The superposition page for ``workbench serve``: trains once on open, loads the phase diagram."""
+    """The superposition page for ``workbench serve``: loads a stored phase diagram; training and
+    computing start only from the page's buttons and sliders (opening it computes nothing)."""
     view = SuperpositionPage(store)
-    view.start_training()
-    view.start_phase_diagram()
+    if view.has_phase_diagram():
+        view.start_phase_diagram()
     return view
