@@ -17,6 +17,7 @@ Martin & Mahoney (2021), JMLR 22; Clauset, Shalizi & Newman (2009), SIAM Review 
 """
 from workbench.spectrum.analysis import SKIPPED_VARS, analyze, esd, layer_esds
 from workbench.spectrum.bootstrap import bootstrap_alpha
+from workbench.spectrum.compressibility import compressibility, compression_ratio
 from workbench.spectrum.delta import delta_spectrum
 from workbench.spectrum.export import skipped_table, summary_table, write_result
 from workbench.spectrum.fit import fit_power_law
@@ -34,7 +35,7 @@ from workbench.spectrum.rank_toy import gradual_rank_toy
 from workbench.spectrum.weights import WeightsError, open_weights
 
 __all__ = [
-    "METRICS", "SKIPPED_VARS", "WeightsError", "analyze", "as_probe_dataset", "bootstrap_alpha", "delta_rank",
+    "METRICS", "SKIPPED_VARS", "WeightsError", "analyze", "as_probe_dataset", "bootstrap_alpha", "compressibility", "compression_ratio", "delta_rank",
     "delta_spectrum", "effective_rank", "esd", "fit_power_law", "gradual_rank_toy", "kappa_select", "layer_esds",
     "make_spectrum_probe", "mp_density", "mp_spikes", "open_weights", "power_law_batch", "skipped_table",
     "spectrum_probe", "summary_table", "write_result",

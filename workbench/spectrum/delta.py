@@ -21,7 +21,7 @@ References
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -29,19 +29,12 @@ import xarray as xr
 from torch import nn
 
 from workbench.parallel import torch_threads
+from workbench.spectrum.series import StateLike, layer_name, load_state, select_steps, weight_series
 from workbench.store import Run
 
 __all__ = ["delta_spectrum", "weight_matrices"]
 
-StateLike = Mapping[str, torch.Tensor] | nn.Module
-TRAJ_BLOCK_BYTES = 2**26  # trajectory rows read per block (float32)
 _PAPER = "Boix-Adsera et al. 2023 (NeurIPS) arXiv:2306.07042"
-
-
-def layer_name(param: str) -> str:
-    """``hidden.weight`` → ``hidden`` (the module path, as :func:`~workbench.spectrum.analyze` names
-    layers); parameters not called ``weight`` (e.g. a transformer's ``W_E``) keep their name."""
-    return param.removesuffix(".weight")
 
 
 def weight_matrices(state: StateLike, layers: str | None = None) -> dict[str, torch.Tensor]:
@@ -61,57 +54,13 @@ def weight_matrices(state: StateLike, layers: str | None = None) -> dict[str, to
     return out
 
 
-def _trajectory_states(run: Run, shapes: Mapping[str, torch.Size]) -> Iterator[tuple[int, dict[str, torch.Tensor]]]:
-    """(step, state) of each row of a run's full-parameter trajectory, read a block of rows at a time."""
-    traj = run.trajectory()
-    if traj.attrs.get("mode") != "parameters":
-        raise ValueError(f"run {run.id} recorded a projected trajectory ({traj.attrs.get('mode')!r}), from which "
-                         "W_t cannot be rebuilt: record ParameterRecorder(model, project_dim=None), or use "
-                         "source='checkpoints'")
-    names, sizes = traj.attrs["names"], traj.attrs["sizes"]
-    bounds = np.concatenate([[0], np.cumsum(sizes)])
-    keep = [(n, int(a), int(b)) for n, a, b in zip(names, bounds[:-1], bounds[1:]) if n in shapes]
-    rows = max(1, TRAJ_BLOCK_BYTES // (4 * traj.sizes["param"]))
-    for start in range(0, traj.sizes["step"], rows):
-        block = traj.isel(step=slice(start, start + rows))
-        values = torch.from_numpy(np.asarray(block.values))
-        for step, row in zip(block.step.values, values):
-            yield int(step), {n: row[a:b].reshape(shapes[n]) for n, a, b in keep}
-
-
-def _run_states(run: Run, source: str) -> dict[int, object]:
-    """Step → state (or a loader of it) from a run's trajectory and/or checkpoints."""
-    ckpt = run.checkpoint_steps()
-    use_traj = source in ("trajectory", "auto") and run.has_trajectory() and (
-        source == "trajectory" or run.trajectory().attrs.get("mode") == "parameters")
-    states: dict[int, object] = {}
-    if use_traj:
-        if not ckpt and "model" not in run.config:
-            raise ValueError(f"run {run.id} has no checkpoint or model config to give the weights' shapes")
-        shapes = {k: v.shape for k, v in (run.load_checkpoint(ckpt[-1])["model"] if ckpt
-                                          else run.load_model().state_dict()).items()}
-        states.update(_trajectory_states(run, shapes))
-    if source in ("checkpoints", "auto"):
-        for step in ckpt:
-            states.setdefault(step, lambda s=step: run.load_checkpoint(s)["model"])
-    if not states:
-        raise ValueError(f"run {run.id} holds no weights over steps for source={source!r}: record a full-parameter "
-                         "trajectory (ParameterRecorder(model, project_dim=None)) or checkpoints")
-    return states
-
-
-def _load(value: object) -> StateLike:
-    """A state as given, or the result of its loader (a run's checkpoints are read when needed)."""
-    return value if isinstance(value, (Mapping, nn.Module)) or not callable(value) else value()
-
-
 def _svals(d: torch.Tensor) -> torch.Tensor:
     return torch.linalg.svdvals(d) if d.numel() else torch.zeros(0, dtype=d.dtype)
 
 
 def delta_spectrum(run_or_checkpoints: Run | Mapping[int, StateLike], *, init: StateLike | None = None,
                    layers: str | None = None, rtol: float = 1e-2, atol: float = 0.0,
-                   source: str = "auto") -> xr.Dataset:
+                   source: str = "auto", steps: Sequence[int] | None = None) -> xr.Dataset:
     """Singular values and ranks of ΔW = W_t − W_0 per step and layer (Boix-Adsera et al. [1]_).
 
     Parameters
@@ -125,6 +74,7 @@ def delta_spectrum(run_or_checkpoints: Run | Mapping[int, StateLike], *, init: S
         direction moves by a comparable amount and the relative count alone is not informative).
     source : for a Run: ``"trajectory"``, ``"checkpoints"`` or ``"auto"`` (the trajectory if it holds
         all parameters, plus checkpoints at steps it lacks).
+    steps : only these steps (default all; W_0 is still the first step's weights unless ``init``).
 
     Returns
     -------
@@ -137,17 +87,9 @@ def delta_spectrum(run_or_checkpoints: Run | Mapping[int, StateLike], *, init: S
         raise ValueError(f"rtol must lie in (0, 1), got {rtol}")
     if not atol >= 0:
         raise ValueError(f"atol must be >= 0, got {atol}")
-    if source not in ("auto", "trajectory", "checkpoints"):
-        raise ValueError(f"source must be 'auto', 'trajectory' or 'checkpoints', got {source!r}")
-    if isinstance(run_or_checkpoints, Run):
-        states = _run_states(run_or_checkpoints, source)
-    elif isinstance(run_or_checkpoints, Mapping) and run_or_checkpoints:
-        states = dict(run_or_checkpoints)
-    else:
-        raise TypeError("run_or_checkpoints must be a Run or a non-empty mapping {step: state_dict}, "
-                        f"got {type(run_or_checkpoints).__name__}")
-    steps = sorted(int(s) for s in states)
-    W0 = weight_matrices(init if init is not None else _load(states[steps[0]]), layers)
+    states = weight_series(run_or_checkpoints, source=source)
+    W0 = weight_matrices(init if init is not None else load_state(next(iter(states.values()))), layers)
+    steps = select_steps(states, steps)
     if not W0:
         raise ValueError(f"no weight tensor with >= 2 dims{'' if layers is None else f' matches {layers!r}'}")
     names = list(W0)
@@ -157,7 +99,7 @@ def delta_spectrum(run_or_checkpoints: Run | Mapping[int, StateLike], *, init: S
     w0_norm = {n: float(torch.linalg.norm(W0[n])) for n in names}
     with torch_threads(1):  # many small SVDs: OpenMP threads only add synchronisation
         for i, step in enumerate(steps):
-            W = weight_matrices(_load(states[step]), layers)
+            W = weight_matrices(load_state(states[step]), layers)
             for j, name in enumerate(names):
                 if name not in W or W[name].shape != W0[name].shape:
                     raise ValueError(f"step {step}: layer {name!r} is missing or changed shape")
