@@ -6,7 +6,8 @@ intervals of alpha; Dask tasks per layer), :func:`esd`, :func:`fit_power_law` (C
 2009), the Marchenko-Pastur pieces (:func:`mp_density`, :func:`mp_spikes`), and the
 over-training measures (:func:`delta_rank`, :func:`make_spectrum_probe`), the spectra of
 ΔW = W_t − W_0 over a run (:func:`delta_spectrum`, Boix-Adsera et al. 2023) with the gradual-rank
-toy (:func:`gradual_rank_toy`). Fast paths beside their
+toy (:func:`gradual_rank_toy`), KappaTune's selection by condition number (:func:`kappa_select`)
+and the compressibility of the weights (:func:`compressibility`, MoMos). Fast paths beside their
 references: the ctypes LAPACK eigensolver (:mod:`~workbench.spectrum.lapack`), batched Gram
 eigenvalues (:mod:`~workbench.spectrum.gram_eigvalsh`) and the Triton power-law fit
 (:mod:`~workbench.spectrum.power_law_kernel`). The guide: docs/spectrum.md.
@@ -35,8 +36,8 @@ from workbench.spectrum.rank_toy import gradual_rank_toy
 from workbench.spectrum.weights import WeightsError, open_weights
 
 __all__ = [
-    "METRICS", "SKIPPED_VARS", "WeightsError", "analyze", "as_probe_dataset", "bootstrap_alpha", "compressibility", "compression_ratio", "delta_rank",
-    "delta_spectrum", "effective_rank", "esd", "fit_power_law", "gradual_rank_toy", "kappa_select", "layer_esds",
-    "make_spectrum_probe", "mp_density", "mp_spikes", "open_weights", "power_law_batch", "skipped_table",
-    "spectrum_probe", "summary_table", "write_result",
+    "METRICS", "SKIPPED_VARS", "WeightsError", "analyze", "as_probe_dataset", "bootstrap_alpha", "compressibility",
+    "compression_ratio", "delta_rank", "delta_spectrum", "effective_rank", "esd", "fit_power_law",
+    "gradual_rank_toy", "kappa_select", "layer_esds", "make_spectrum_probe", "mp_density", "mp_spikes",
+    "open_weights", "power_law_batch", "skipped_table", "spectrum_probe", "summary_table", "write_result",
 ]
