@@ -87,19 +87,22 @@ def run_seed(seed: int, args) -> dict:
     return out
 
 
+def _sd(values: list[float]) -> float:
+    return statistics.stdev(values) if len(values) > 1 else 0.0
+
+
 def table(results: list[dict]) -> list[str]:
-    lines = ["| strategy | modules trained (per seed) | params trained | task-A test acc after (before) | "
-             "forgetting | task-B test acc |", "|---|---|---|---|---|---|"]
+    lines = [("| strategy | modules trained (per seed) | params trained | task-A test acc after (before) | "
+              "forgetting | task-B test acc |"), "|---|---|---|---|---|---|"]
     before = statistics.mean(r["A_test_before"] for r in results)
     for name in results[0]["runs"]:
         runs = [r["runs"][name] for r in results]
         a = [x["A_test"] for x in runs]
         f = [r["A_test_before"] - x["A_test"] for r, x in zip(results, runs)]
         b = [x["B_test"] for x in runs]
-        sd = lambda v: statistics.stdev(v) if len(v) > 1 else 0.0  # noqa: E731
         lines.append(f"| {name} | {' / '.join('+'.join(x['modules']) for x in runs)} | "
-                     f"{' / '.join(str(x['n_trained']) for x in runs)} | {statistics.mean(a):.3f} ± {sd(a):.3f} "
-                     f"({before:.3f}) | {statistics.mean(f):.3f} ± {sd(f):.3f} | {statistics.mean(b):.3f} ± {sd(b):.3f} |")
+                     f"{' / '.join(str(x['n_trained']) for x in runs)} | {statistics.mean(a):.3f} ± {_sd(a):.3f} "
+                     f"({before:.3f}) | {statistics.mean(f):.3f} ± {_sd(f):.3f} | {statistics.mean(b):.3f} ± {_sd(b):.3f} |")
     return lines
 
 
