@@ -1,0 +1,49 @@
+"""Training-dynamics figures: the right traces with the right points, clear input errors."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+from torch import nn
+
+from tests.unit.spectrum.test_delta import RANKS, planted_states
+from widgets.plots.dynamics import (
+    compressibility_curves,
+    delta_rank_curves,
+    gradual_rank_figure,
+    kappa_bars,
+)
+from workbench.spectrum import compressibility, delta_spectrum, gradual_rank_toy, kappa_select
+
+
+def test_delta_rank_curves():
+    _, states = planted_states()
+    ds = delta_spectrum(states, rtol=1e-3)
+    fig = delta_rank_curves(ds, layer="1", top=4)
+    ranks = next(t for t in fig.data if t.name == "0 (numerical)")
+    assert list(ranks.y) == RANKS and len(fig.data) == 2 * 2 + 4
+    phases = {"phases": {"memorization": [0, 20]}, "grokked": True}
+    assert len(delta_rank_curves(ds, phases=phases).layout.shapes) == 1
+    with pytest.raises(ValueError, match="delta_spectrum"):
+        delta_rank_curves(xr.Dataset({"x": ("step", [1.0])}))
+
+
+def test_gradual_rank_figure():
+    runs = [gradual_rank_toy(a, steps=40, lr=0.1, every=10, n_samples=8) for a in (1e-2, 1e-3)]
+    fig = gradual_rank_figure(xr.concat(runs, dim=xr.DataArray([1e-2, 1e-3], dims="alpha", name="alpha")))
+    assert len(fig.data) == 2 * (1 + 4) and len(fig.data[0].x) == 5
+    np.testing.assert_allclose(fig.data[0].x, runs[0].rescaled_time.values)
+    with pytest.raises(ValueError, match="alpha"):
+        gradual_rank_figure(runs[0])
+
+
+def test_kappa_bars_and_compressibility_curves():
+    model = nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 3))
+    fig = kappa_bars(kappa_select(model, num=1))
+    assert list(fig.data[0].text).count("selected") == 1 and len(fig.data[0].y) == 2
+    states = {s: {"w": torch.full((8, 8), float(s))} for s in (0, 5, 10)}
+    fig = compressibility_curves(compressibility(states, codecs=("gzip", "bz2")))
+    assert [t.name for t in fig.data] == ["gzip", "bz2"] and list(fig.data[0].x) == [0, 5, 10]
+    with pytest.raises(ValueError, match="step"):
+        compressibility_curves(compressibility(model))
