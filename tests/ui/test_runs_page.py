@@ -83,3 +83,48 @@ def test_runs_page_follows_a_live_run(server, browser_page, ui_data, live_run):
     assert later > first
     assert proc.poll() is None, "the run finished before the page could watch it"
     assert page.get_by_text("live").count() >= 1
+
+
+@pytest.fixture(scope="module")
+def many_runs(tmp_path_factory):
+    """A data root with eight recorded runs (no training: metrics written directly), wd differing;
+    the newest one was left 'running' by a process that is gone."""
+    import numpy as np
+    import xarray as xr
+
+    root = tmp_path_factory.mktemp("many_runs")
+    store = RunStore(root)
+    steps = np.arange(0, 50, 10)
+    for i in range(8):
+        run = store.create({"kind": "modular", "train": {"p": 23, "wd": 0.1 * (i + 1), "frac": 0.5}})
+        run.append(xr.Dataset({k: ("step", np.linspace(1, 0, steps.size) * (i + 1)) for k in
+                               ("train_loss", "test_loss", "train_acc", "test_acc")}, coords={"step": steps}))
+        run.update_state(status="running" if i == 7 else "done", step=40, created=f"2026-01-0{i + 1}T00:00:00")
+    return root
+
+
+def test_runs_page_is_a_hub(many_runs, browser_page, tmp_path):
+    """All runs visible with hyperparameter columns; a dead 'running' run is not live; Ctrl-click
+    overlays runs coloured by wd; a bad ?run= says so."""
+    from tests.ui.conftest import serving
+
+    ids = RunStore(many_runs).ids()
+    with serving(many_runs, tmp_path) as url:
+        page = browser_page
+        page.goto(url + "/runs")
+        rows = page.locator(".tabulator-row")
+        rows.nth(7).wait_for()
+        assert rows.count() == 8
+        holder = page.locator(".tabulator-tableholder").first
+        assert holder.evaluate("h => h.scrollHeight <= h.clientHeight + 1"), "the table hides rows behind a scroll"
+        assert page.locator(".tabulator-col", has_text="wd").count() >= 1
+        assert page.get_by_text("stale").count() >= 1 and page.get_by_text("live").count() == 0
+        rows.nth(0).click()
+        rows.nth(1).click(modifiers=["Control"])
+        rows.nth(2).click(modifiers=["Control"])
+        points = wait_for_points(page, lambda p: sum(1 for k in p if str(k).split(" ")[0] in ids) >= 3)
+        assert all("wd=" in k for k in points if str(k).split(" ")[0] in ids)
+        assert not page.errors, page.errors
+        page.goto(url + "/runs?run=no-such-run")
+        page.get_by_text("cannot show run").wait_for()
+        assert page.get_by_text("no-such-run").count() >= 1

@@ -1,6 +1,8 @@
 """widgets.apps.runs: the run browser's logic, without a browser."""
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -16,6 +18,7 @@ from widgets.apps.runs import (
     run_table,
     status_line,
 )
+from widgets.plots.empty import is_empty
 from workbench.store import RunStore
 
 
@@ -27,14 +30,18 @@ def metrics(steps) -> xr.Dataset:
 
 
 @pytest.fixture
-def store(tmp_path) -> RunStore:
+def store(tmp_path):
+    """Two runs: one done, one running whose writer (this test) holds its lock."""
     store = RunStore(tmp_path)
-    for i, status in enumerate(["done", "running"]):
-        run = store.create({"kind": "modular", "seed": i})
-        run.append(metrics([0, 10, 20]))
-        run.update_state(status=status, step=20, created=f"2026-01-0{i + 1}T00:00:00",
-                         summary={"train_acc": 0.2, "test_acc": 0.1})
-    return store
+    with contextlib.ExitStack() as stack:
+        for i, status in enumerate(["done", "running"]):
+            run = store.create({"kind": "modular", "seed": i})
+            run.append(metrics([0, 10, 20]))
+            run.update_state(status=status, step=20, created=f"2026-01-0{i + 1}T00:00:00",
+                             summary={"train_acc": 0.2, "test_acc": 0.1})
+            if status == "running":
+                stack.enter_context(store.lock(run.id))
+        yield store
 
 
 def ids(store: RunStore) -> dict[str, str]:
@@ -43,7 +50,7 @@ def ids(store: RunStore) -> dict[str, str]:
 
 def test_run_table_columns_and_order(store):
     df = run_table(store)
-    assert list(df.columns[:5]) == ["run_id", "kind", "status", "step", "train_acc"]
+    assert list(df.columns[:6]) == ["run_id", "kind", "status", "step", "seed", "train_acc"]
     assert list(df["status"]) == ["running", "done"]  # newest first
     assert df["train_acc"].tolist() == [0.2, 0.2]
     assert run_table(RunStore(store.root / "empty")).empty
@@ -105,7 +112,7 @@ def test_browser_table_selection_log_x_and_new_runs(store):
 def test_page_and_bad_store(store, tmp_path):
     assert isinstance(page(store), RunBrowser)
     b = RunBrowser(RunStore(tmp_path / "none"))
-    assert b.run_id is None and b._loss.object is None and "No runs yet" in b._status.object
+    assert b.run_id is None and is_empty(b._loss.object) and "No runs yet" in b._status.object
     b.__panel__()
     with pytest.raises(TypeError, match="RunStore"):
         RunBrowser(str(tmp_path))
@@ -122,3 +129,53 @@ def test_a_real_training_run(tmp_path):
     np.testing.assert_allclose(t["train_loss"].y, ds.train_loss.values)
     np.testing.assert_array_equal(t["test_loss"].x, ds.step.values)
     assert {tr.name for tr in acc.data} == {"train_acc", "test_acc"}
+
+
+def test_a_run_left_running_by_a_dead_process_is_not_live(tmp_path):
+    store = RunStore(tmp_path)
+    run = store.create({"kind": "modular", "seed": 0})
+    run.append(metrics([0, 10]))
+    run.update_state(status="running", step=10)  # Ctrl-C'd before it could record anything else
+    df = run_table(store)
+    assert df["status"].tolist() == ["stale"] and not is_live(run)
+    assert "live" not in status_line(run) and "resume" in status_line(run)
+
+
+def test_hyperparameter_columns_sweep_and_lens_links(tmp_path):
+    from widgets.apps.run_table import hyperparameters, lens_links
+
+    cfg = {"kind": "grokking", "task": {"p": 23, "frac": 0.3}, "train": {"p": 23, "wd": 1.0, "lr": 1e-3,
+                                                                          "optimizer": "muon", "seed": 2}}
+    assert hyperparameters(cfg) == {"p": 23, "frac": 0.3, "wd": 1.0, "lr": 1e-3, "optimizer": "muon", "seed": 2}
+    store = RunStore(tmp_path)
+    runs = [store.create({"kind": "modular", "train": {"p": 23, "wd": wd, "frac": 0.5}}) for wd in (0.1, 1.0)]
+    for run in runs:
+        run.append(metrics([0, 10, 20]))
+    store.save_artifact("sweep", "sw1", {"sweep_id": "sw1", "task": "modular", "axes": [["wd", [0.1, 1.0]]],
+                                         "points": [{"index": [0], "params": {}, "run_id": runs[0].id}]})
+    df = run_table(store).set_index("run_id")
+    assert {"p", "wd", "frac", "sweep"} <= set(df.columns)
+    assert df.loc[runs[0].id, "sweep"] == "sw1" and df.loc[runs[1].id, "sweep"] == ""
+    assert df.loc[runs[1].id, "wd"] == 1.0
+    assert lens_links(store.open(runs[0].id), "sw1") == {"sweep": "./sweeps?sweep=sw1"}
+    toy = store.create({"kind": "superposition", "toy": {"n_features": 5}})
+    assert "superposition" in lens_links(toy)
+
+
+def test_overlay_of_selected_runs_coloured_by_a_hyperparameter(tmp_path):
+    store = RunStore(tmp_path)
+    runs = [store.create({"kind": "modular", "train": {"wd": wd}}) for wd in (0.01, 0.1, 1.0)]
+    for i, run in enumerate(runs):
+        run.append(metrics([0, 10, 20 + i]))
+    b = RunBrowser(store)
+    assert is_empty(b._compare.object)  # one row selected: nothing to overlay yet
+    b._table.selection = [0, 1, 2]  # what Ctrl-clicking three rows does
+    assert sorted(b.compare) == sorted(r.id for r in runs)
+    fig = b._compare.object
+    lines = [t for t in fig.data if t.mode == "lines"]
+    assert len(lines) == 3 and all("wd=" in t.name for t in lines)
+    assert len({t.line.color for t in lines}) == 3 and "wd" in fig.layout.title.text
+    b.metric = "train_loss"
+    assert b._compare.object.layout.yaxis.type == "log"
+    b.color = "none"
+    assert "coloured" not in b._compare.object.layout.title.text

@@ -18,6 +18,7 @@ import xarray as xr
 
 from widgets.apps import require_store
 from widgets.apps.status import is_live
+from widgets.apps.url import sync_url
 from widgets.plots.empty import empty_figure
 from widgets.plots.grokking import (
     fourier_spectrum,
@@ -196,6 +197,8 @@ class GrokkingPage(pn.viewable.Viewer):
 def page(store: RunStore) -> pn.viewable.Viewable:
     """The grokking page for ``workbench serve`` (live refresh in a server session)."""
     view = GrokkingPage(store)
-    if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
-        pn.state.add_periodic_callback(view.refresh, period=REFRESH_MS)
-    return view
+    if pn.state.curdoc is None or pn.state.curdoc.session_context is None:
+        return view
+    alert = sync_url(view, "run_id")
+    pn.state.add_periodic_callback(view.refresh, period=REFRESH_MS)
+    return pn.Column(alert, view, sizing_mode="stretch_width")

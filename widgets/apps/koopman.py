@@ -19,6 +19,7 @@ import xarray as xr
 
 from widgets.apps import require_store
 from widgets.apps.background import Background
+from widgets.apps.url import sync_url
 from widgets.plots.koopman import koopman_eigenvalues, koopman_modes, koopman_window_spectra
 from workbench.koopman import DMD, HankelDMD, trajectory_spectrum
 from workbench.store import RunStore
@@ -165,5 +166,6 @@ class KoopmanPage(pn.viewable.Viewer):
 
 
 def page(store: RunStore) -> pn.viewable.Viewable:
-    """The Koopman page for ``workbench serve``."""
-    return KoopmanPage(store)
+    """The Koopman page for ``workbench serve`` (``?run=<id>`` opens a run)."""
+    view = KoopmanPage(store)
+    return pn.Column(sync_url(view, "run_id"), view, sizing_mode="stretch_width")

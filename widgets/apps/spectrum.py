@@ -23,6 +23,7 @@ from torch import nn
 
 from widgets.apps import require_store
 from widgets.apps.background import Background
+from widgets.apps.url import sync_url
 from widgets.plots.empty import empty_figure
 from widgets.plots.spectrum import alpha_by_layer, esd_plot, metric_table, spectrum_over_training
 from workbench.spectrum import analyze
@@ -195,5 +196,7 @@ class SpectrumPage(pn.viewable.Viewer):
 
 
 def page(store: RunStore) -> pn.viewable.Viewable:
-    """The spectra page for ``workbench serve``: analyses the newest source in the background."""
-    return SpectrumPage(store)
+    """The spectra page for ``workbench serve``: analyses the newest source (or ``?run=<id>``) in the
+    background."""
+    view = SpectrumPage(store)
+    return pn.Column(sync_url(view, "source"), view, sizing_mode="stretch_width")

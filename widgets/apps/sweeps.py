@@ -14,6 +14,7 @@ import plotly.graph_objects as go
 import xarray as xr
 
 from widgets.apps import require_store
+from widgets.apps.url import sync_url
 from widgets.plots.empty import empty_figure
 from widgets.plots.sweep import heatmap_cell, sweep_heatmap, sweep_variables
 from widgets.plots.training import accuracy_curves, loss_curves
@@ -157,6 +158,8 @@ class SweepBrowser(pn.viewable.Viewer):
 def page(store: RunStore) -> pn.viewable.Viewable:
     """The Sweeps page for ``workbench serve`` (periodic refresh in a server session)."""
     browser = SweepBrowser(store)
-    if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
-        pn.state.add_periodic_callback(browser.refresh, period=REFRESH_MS)
-    return browser
+    if pn.state.curdoc is None or pn.state.curdoc.session_context is None:
+        return browser
+    alert = sync_url(browser, "sweep_id", key="sweep", what="sweep")
+    pn.state.add_periodic_callback(browser.refresh, period=REFRESH_MS)
+    return pn.Column(alert, browser, sizing_mode="stretch_width")
