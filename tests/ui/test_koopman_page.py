@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from tests.ui.test_runs_page import wait_for_points
-from widgets.apps.koopman import KoopmanPage, clip_settings, compute_view, koopman_runs
+from widgets.apps.koopman import KoopmanPage, clip_settings, compute_view, koopman_runs, summary_line
 from workbench.koopman import DMD
 from workbench.store import RunStore
 
@@ -25,6 +25,13 @@ def test_page_logic_without_browser(ui_data, ui_run_id):
     np.testing.assert_allclose(np.sort_complex(lam), np.sort_complex(ref.eigs_), atol=1e-6)
     page = KoopmanPage(store, threaded=False)
     assert page.run_id == ui_run_id and "reconstruction error" in page._status.object
+    # the run is short: what was adapted is said, not done silently
+    assert f"adapted to the run's {n} recorded trajectory steps" in page._status.object
+    assert f"rank 8→{s.rank}" in page._status.object and f"window 20→{n}" in page._status.object
+    assert "sketch coordinate" in page._panes["modes"].object.layout.xaxis.title.text
+    bad = summary_line(ui_run_id, {**view, "reconstruction_error": 1.27}, s)
+    assert "⚠️ relative reconstruction error 1.27 > 1" in bad
+    assert "⚠️" not in summary_line(ui_run_id, {**view, "reconstruction_error": 0.2}, s)
     assert len(page._panes["eigs"].object.data[1].x) == s.rank
     with pytest.raises(ValueError, match="at least 3"):
         clip_settings(2, 20, 8, 1)
@@ -38,4 +45,9 @@ def test_koopman_page_in_browser(server, browser_page, ui_data, ui_run_id):
     points = wait_for_points(page, lambda p: p.get("estimated", 0) == rank and p.get("unit circle", 0) == 361,
                              timeout=60)
     assert points["|λ|"] >= rank  # the window-spectra figure has data too
+    page.get_by_text("adapted to the run's").wait_for()
+    page.set_viewport_size({"width": 900, "height": 800})  # the controls wrap instead of running off-screen
+    page.wait_for_timeout(500)
+    inputs = page.locator("input").all()
+    assert inputs and all(box["x"] + box["width"] <= 900 for i in inputs if (box := i.bounding_box()))
     assert not page.errors

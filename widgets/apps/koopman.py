@@ -20,6 +20,7 @@ import xarray as xr
 from widgets.apps import require_store
 from widgets.apps.background import Background
 from widgets.apps.url import sync_url
+from widgets.plots.empty import empty_figure
 from widgets.plots.koopman import koopman_eigenvalues, koopman_modes, koopman_window_spectra
 from workbench.koopman import DMD, HankelDMD, trajectory_spectrum
 from workbench.store import RunStore
@@ -51,6 +52,21 @@ def clip_settings(n_steps: int, window: int, rank: int, delays: int) -> Settings
     return Settings(window, max(1, window // 2), rank, delays)
 
 
+def adaptations(n_steps: int, window: int, rank: int, delays: int, settings: Settings) -> list[str]:
+    """What :func:`clip_settings` changed, as ``"rank 8→3"`` phrases (empty when nothing)."""
+    asked = {"window": window, "rank": rank, "delays": delays}
+    return [f"{name} {asked[name]}→{getattr(settings, name)}" for name in asked
+            if asked[name] != getattr(settings, name)]
+
+
+def param_axis_title(traj: xr.DataArray) -> str:
+    """What the trajectory's ``param`` axis is: parameters, or coordinates of a random sketch."""
+    if traj.attrs.get("mode") == "projection":
+        n = sum(traj.attrs.get("sizes", [])) or "all"
+        return f"sketch coordinate (random projection of {n} parameters to {traj.sizes['param']})"
+    return "parameter index"
+
+
 def compute_view(traj: xr.DataArray, settings: Settings, window_index: int = -1) -> dict:
     """Spectra of all windows, plus the DMD of one window (``window_index``, −1 = last, clipped).
 
@@ -66,7 +82,7 @@ def compute_view(traj: xr.DataArray, settings: Settings, window_index: int = -1)
     recon = est.reconstruct()
     err = float(np.linalg.norm(recon - X) / max(np.linalg.norm(X - X.mean(0)), 1e-300))
     return {"spectrum": spec, "window": w, "dmd": est.to_dataset(), "reconstruction_error": err,
-            "steps": (int(spec.step_start[w]), int(spec.step_end[w]))}
+            "steps": (int(spec.step_start[w]), int(spec.step_end[w])), "param_axis": param_axis_title(traj)}
 
 
 def view_figures(view: dict) -> dict[str, go.Figure]:
@@ -74,15 +90,27 @@ def view_figures(view: dict) -> dict[str, go.Figure]:
     win = view["spectrum"].isel(window=view["window"])
     return {"eigs": koopman_eigenvalues(win, title=f"Koopman eigenvalues, steps {s0}–{s1}"),
             "windows": koopman_window_spectra(view["spectrum"]),
-            "modes": koopman_modes(view["dmd"], title="DMD modes of the window (|φ| over params)")}
+            "modes": koopman_modes(view["dmd"], title="DMD modes of the window (|φ|)", x_title=view["param_axis"])}
 
 
-def summary_line(run_id: str, view: dict, settings: Settings) -> str:
+def summary_line(run_id: str, view: dict, settings: Settings, n_steps: int | None = None,
+                 changed: list[str] | None = None) -> str:
+    """Markdown: the window, settings and errors; what was adapted to a short run; a warning when
+    the reconstruction is worse than predicting the window's mean (relative error > 1)."""
     s0, s1 = view["steps"]
     res = view["spectrum"]["residual"].isel(window=view["window"]).values
-    return (f"**{run_id}** · window {view['window']} (steps {s0}–{s1}) · rank {settings.rank} · delays "
-            f"{settings.delays} · median residual {np.nanmedian(res):.2e} · relative reconstruction error "
-            f"{view['reconstruction_error']:.2e}")
+    err = view["reconstruction_error"]
+    text = (f"**{run_id}** · window {view['window']} (steps {s0}–{s1}) · window length {settings.window} · "
+            f"rank {settings.rank} · delays {settings.delays} · median residual {np.nanmedian(res):.2e} · "
+            f"relative reconstruction error {err:.2e}")
+    if changed:
+        text += (f"  \nℹ️ adapted to the run's {n_steps} recorded trajectory steps: {', '.join(changed)} "
+                 "(a window holds at most the recorded steps; rank < window − delays).")
+    if err > 1:
+        text += (f"  \n⚠️ relative reconstruction error {err:.2f} > 1: the DMD reconstruction is further from "
+                 "the trajectory than its mean is — these eigenvalues do not describe the window; try another "
+                 "rank, more delays or a longer window.")
+    return text
 
 
 @pn.cache(max_items=32)
@@ -91,7 +119,8 @@ def _cached_view(root: str, run_id: str, n_steps: int, window: int, rank: int, d
     traj = RunStore(root).open(run_id).trajectory().isel(step=slice(0, n_steps))
     settings = clip_settings(n_steps, window, rank, delays)
     view = compute_view(traj, settings, window_index)
-    return view_figures(view), summary_line(run_id, view, settings)
+    changed = adaptations(n_steps, window, rank, delays, settings)
+    return view_figures(view), summary_line(run_id, view, settings, n_steps, changed)
 
 
 def run_view(store: RunStore, run_id: str, window: int, rank: int, delays: int,
@@ -131,6 +160,9 @@ class KoopmanPage(pn.viewable.Viewer):
         self._panes = {k: pn.pane.Plotly(None, height=h, sizing_mode="stretch_width", name=k, loading=busy)
                        for k, h in (("eigs", 480), ("windows", 520), ("modes", 320))}
         self.param.run_id.objects = koopman_runs(store)
+        if not self.param.run_id.objects:
+            for pane in self._panes.values():
+                pane.object = empty_figure("no run with a parameter trajectory in this data root yet")
         if self.run_id is None and self.param.run_id.objects:
             self.run_id = self.param.run_id.objects[0]
         else:
@@ -153,11 +185,11 @@ class KoopmanPage(pn.viewable.Viewer):
         self._job.wait(timeout)
 
     def __panel__(self):
-        controls = pn.Param(self.param, parameters=["run_id", "window", "rank", "delays", "window_index"],
-                            widgets={"run_id": {"type": pn.widgets.Select, "width": 360},
-                                     "window": pn.widgets.IntInput, "rank": pn.widgets.IntInput,
-                                     "delays": pn.widgets.IntInput, "window_index": pn.widgets.IntInput},
-                            default_layout=pn.Row, show_name=False)
+        controls = pn.FlexBox(
+            pn.widgets.Select.from_param(self.param.run_id, name="run", width=360),
+            *(pn.widgets.IntInput.from_param(self.param[name], width=140)
+              for name in ("window", "rank", "delays", "window_index")),
+            flex_wrap="wrap", sizing_mode="stretch_width")
         return pn.Column(
             pn.pane.Markdown("## Koopman\nDMD spectra of the weight trajectory, window by window, with ResDMD "
                              "residuals (Colbrook & Townsend 2023; Redman et al. 2024)."),

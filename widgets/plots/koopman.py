@@ -136,8 +136,10 @@ def koopman_forecast(ds: xr.Dataset, loss: str = "train_loss", *, title: str = "
     return fig
 
 
-def koopman_modes(ds: xr.Dataset, n: int = 4, *, title: str = "Koopman modes (|φ|)") -> go.Figure:
-    """Magnitude of the ``n`` largest-amplitude modes over features (from ``to_dataset()``)."""
+def koopman_modes(ds: xr.Dataset, n: int = 4, *, title: str = "Koopman modes (|φ|)",
+                  x_title: str = "feature") -> go.Figure:
+    """Magnitude of the ``n`` largest-amplitude modes over features (from ``to_dataset()``);
+    ``x_title`` says what a feature is (a parameter, or a coordinate of a random sketch)."""
     require_vars(ds, ("mode_real", "mode_imag", "amplitude"), "DMD.to_dataset()")
     order = np.argsort(-ds["amplitude"].values)[:n]
     fig = go.Figure()
@@ -145,7 +147,7 @@ def koopman_modes(ds: xr.Dataset, n: int = 4, *, title: str = "Koopman modes (|�
         mag = np.hypot(ds["mode_real"].values[k], ds["mode_imag"].values[k])
         lam = complex(ds["eig_real"].values[k], ds["eig_imag"].values[k])
         fig.add_trace(go.Scatter(y=mag, mode="lines", name=f"λ={lam.real:.3f}{lam.imag:+.3f}i"))
-    fig.update_layout(title=title, xaxis_title="feature", yaxis_title="|mode|", template="plotly_white")
+    fig.update_layout(title=title, xaxis_title=x_title, yaxis_title="|mode|", template="plotly_white")
     return fig
 
 
