@@ -35,6 +35,8 @@ app.add_typer(runs_app, name="runs")
 
 DataOpt = Annotated[Optional[Path], typer.Option("--data", help="Run root (default: $WORKBENCH_DATA or data/runs).")]
 MAX_TOY_BATCH = 1 << 20  # samples per toy-model step: more only costs memory (4 MiB per feature)
+MAX_WIDTH = 1 << 14  # layer widths: a 16384² matrix is already 1 GiB of float32
+MAX_P = 2048  # modulus: p² pairs (4M) are materialised when the task is built
 ResumeOpt = Annotated[bool, typer.Option("--resume/--no-resume", help="Continue from the last checkpoint.")]
 ProgressOpt = Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")]
 WaitOpt = Annotated[bool, typer.Option("--wait/--no-wait",
@@ -156,11 +158,11 @@ def _report(run) -> None:
 
 @train_app.command("modular")
 def train_modular_cmd(
-    p: Annotated[int, typer.Option(help="Prime modulus.", min=2)] = 97,
+    p: Annotated[int, typer.Option(help="Prime modulus.", min=2, max=MAX_P)] = 97,
     op: Annotated[str, typer.Option(help="add | sub | mul | div | x2xyy2")] = "add",
     frac: Annotated[float, typer.Option(help="Train fraction in (0, 1).", callback=_finite)] = 0.5,
-    d_embed: Annotated[int, typer.Option(min=1)] = 128,
-    d_hidden: Annotated[int, typer.Option(min=1)] = 256,
+    d_embed: Annotated[int, typer.Option(min=1, max=MAX_WIDTH)] = 128,
+    d_hidden: Annotated[int, typer.Option(min=1, max=MAX_WIDTH)] = 256,
     lr: Annotated[float, typer.Option(help="AdamW learning rate.", callback=_finite)] = 1e-3,
     wd: Annotated[float, typer.Option(help="AdamW weight decay.", callback=_finite)] = 1.0,
     steps: Annotated[int, typer.Option(min=1)] = 2000,
@@ -194,7 +196,7 @@ def train_modular_cmd(
 
 @train_app.command("grokking")
 def train_grokking_cmd(
-    p: Annotated[int, typer.Option(help="Prime modulus.", min=2)] = 113,
+    p: Annotated[int, typer.Option(help="Prime modulus.", min=2, max=MAX_P)] = 113,
     op: Annotated[str, typer.Option(help="add | sub | mul | div | x2xyy2")] = "add",
     frac: Annotated[float, typer.Option(help="Train fraction in (0, 1).", callback=_finite)] = 0.3,
     lr: Annotated[float, typer.Option(help="AdamW learning rate.", callback=_finite)] = 1e-3,
@@ -207,8 +209,8 @@ def train_grokking_cmd(
     gf_lamb: Annotated[Optional[float], typer.Option(help="Grokfast lambda >= 0 (default 2 EMA / 5 MA).",
                                                      callback=_finite)] = None,
     gf_window: Annotated[int, typer.Option(help="Grokfast MA window.", min=1)] = 100,
-    d_model: Annotated[int, typer.Option(help="Model width (4 heads of d_model/4).", min=4)] = 128,
-    d_mlp: Annotated[int, typer.Option(min=1)] = 512,
+    d_model: Annotated[int, typer.Option(help="Model width (4 heads of d_model/4).", min=4, max=MAX_WIDTH)] = 128,
+    d_mlp: Annotated[int, typer.Option(min=1, max=MAX_WIDTH)] = 512,
     batch_size: Annotated[Optional[int], typer.Option(help="Mini-batch size (default: full batch).", min=1)] = None,
     seed: Annotated[int, typer.Option(min=0)] = 0,
     eval_every: Annotated[int, typer.Option(min=1)] = 10,
@@ -241,8 +243,8 @@ def train_grokking_cmd(
 
 @train_app.command("superposition")
 def train_superposition_cmd(
-    features: Annotated[int, typer.Option(help="Number of features n.", min=1)] = 5,
-    hidden: Annotated[int, typer.Option(help="Hidden dimensions m.", min=1)] = 2,
+    features: Annotated[int, typer.Option(help="Number of features n.", min=1, max=MAX_WIDTH)] = 5,
+    hidden: Annotated[int, typer.Option(help="Hidden dimensions m.", min=1, max=MAX_WIDTH)] = 2,
     sparsity: Annotated[str, typer.Option(help="Comma-separated sparsities S in [0, 1), trained in one batch.")] = "0,0.7,0.9,0.97,0.99,0.997",
     importance_decay: Annotated[float, typer.Option(help="Feature importance I_i = decay**i.", callback=_finite)] = 0.9,
     inits: Annotated[int, typer.Option(help="Random inits per sparsity (the lowest loss is summarised).", min=1)] = 4,
@@ -281,7 +283,7 @@ def train_groups_cmd(
     word: Annotated[str, typer.Option(help="The operation, a word in a, b: ab, aba^-1, a^2b, abA ...")] = "ab",
     frac: Annotated[float, typer.Option(help="Train fraction of all |G|² pairs.", callback=_finite)] = 0.7,
     model: Annotated[str, typer.Option(help="li2 (one-hot → W → σ → V) | mlp (embedding MLP)")] = "li2",
-    hidden: Annotated[int, typer.Option(help="Hidden neurons.", min=1)] = 512,
+    hidden: Annotated[int, typer.Option(help="Hidden neurons.", min=1, max=MAX_WIDTH)] = 512,
     activation: Annotated[str, typer.Option(help="li2 activation: sqr | relu")] = "sqr",
     optimizer: Annotated[str, typer.Option(help="adamw | muon | grokfast-ema | grokfast-ma")] = "adamw",
     lr: Annotated[float, typer.Option(help="AdamW learning rate (muon: for non-2-D parameters).", callback=_finite)] = 3e-3,
