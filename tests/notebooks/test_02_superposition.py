@@ -28,3 +28,6 @@ def test_02_superposition_quick(run_notebook):
     assert all(v > 0.05 for v in r["phase_fractions"].values())
     pd2 = load(out / "phase_diagram_2_1.zarr")
     assert pd2["phase"].dims == ("density", "importance_ratio") and pd2["W"].shape[-2:] == (1, 2)
+    spd = r["spd"]                              # SPD (Bushnaq et al. 2025) of two trained 5-2 targets
+    assert len(spd["mmcs"]) == 2 and min(spd["mmcs"]) > 0.98 and max(spd["mmcs"]) >= 0.99
+    assert all(a <= 5 for a in spd["alive"]) and 5 in spd["alive"]   # 20 subcomponents → one per feature
