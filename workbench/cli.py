@@ -336,8 +336,9 @@ def train_resume_cmd(
         store = _store(data, create=False)
         run = store.open(run_id)
         kind = run.config.get("kind")
-        if kind not in RESUMABLE:
-            raise ValueError(f"run {run_id} is a {kind!r} run; resumable kinds: {', '.join(RESUMABLE)}")
+        if kind not in RESUMABLE or not isinstance(run.config.get("train"), dict):
+            raise ValueError(f"run {run_id} ({kind!r}) was not made by `workbench train {'|'.join(RESUMABLE)}`; "
+                             "resume it from the code that trained it (fit/Recorder resume from its checkpoints)")
         module, config_name, train_name = RESUMABLE[kind]
         mod = importlib.import_module(module)
         config = getattr(mod, config_name)(**run.config["train"])
