@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 import xarray as xr
 from torch import nn
 
@@ -73,9 +74,20 @@ class Li2MLP(nn.Module):
                 lin.weight.copy_(torch.rand(lin.weight.shape, generator=gen) * 2 * bound - bound)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n = self.p
-        pre = self.W.weight[:, x[:, 0]].T + self.W.weight[:, n + x[:, 1]].T  # = W [e_a; e_b]
-        return self.V(ACTIVATIONS[self.activation](pre))
+        return self.V(ACTIVATIONS[self.activation](self.hidden_pre(x)))
+
+    def hidden_pre(self, x: torch.Tensor) -> torch.Tensor:
+        """``(batch, K)`` pre-activations ``W [e_a; e_b]`` (rows of ``Wᵀ``: 2x faster than columns of ``W``)."""
+        Wt = self.W.weight.T
+        return Wt[x[:, 0]] + Wt[self.p + x[:, 1]]
+
+
+def li2_loss(out: torch.Tensor, y: torch.Tensor, loss: str) -> torch.Tensor:
+    """Centred MSE ``mean_n ‖(o_n − ō_n) − (e_{y_n} − 1/M)‖²`` ([1], ``compute_loss``; ``loss="mse"``) or cross-entropy."""
+    if loss == "ce":
+        return F.cross_entropy(out, y)
+    target = F.one_hot(y, out.shape[1]).to(out.dtype) - 1.0 / out.shape[1]
+    return (out - out.mean(1, keepdim=True) - target).pow(2).sum(1).mean()
 
 
 def _labels(group: FiniteGroup, word: str, pairs: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -90,10 +102,10 @@ def _labels(group: FiniteGroup, word: str, pairs: Any) -> tuple[torch.Tensor, to
 
 def _energy(W: torch.Tensor, n: int, a: torch.Tensor, b: torch.Tensor, y: torch.Tensor, act: str) -> torch.Tensor:
     """Eq. (1) per row of ``W (K, 2n)``, differentiable: ``½ ‖Ỹᵀ σ(X w)‖²``."""
-    F = ACTIVATIONS[act](W[:, a] + W[:, n + b])  # (K, N) = σ(X w)ᵀ
-    S = torch.zeros(W.shape[0], n, dtype=W.dtype).index_add_(1, y, F)  # Yᵀ σ
+    H = ACTIVATIONS[act](W[:, a] + W[:, n + b])  # (K, N) = σ(X w)ᵀ
+    S = torch.zeros(W.shape[0], n, dtype=W.dtype).index_add_(1, y, H)  # Yᵀ σ
     freq = torch.bincount(y, minlength=n).to(W.dtype) / len(y)
-    return 0.5 * (S - F.sum(1, keepdim=True) * freq).pow(2).sum(1)  # Ỹᵀσ = Yᵀσ − (Σσ)·mean(Y)
+    return 0.5 * (S - H.sum(1, keepdim=True) * freq).pow(2).sum(1)  # Ỹᵀσ = Yᵀσ − (Σσ)·mean(Y)
 
 
 def li2_energy(W: Any, group: FiniteGroup | str, activation: str = "sqr", word: str = "ab",
