@@ -1,6 +1,8 @@
 """The superposition page: plain page logic, then the real page in headless Chromium."""
 from __future__ import annotations
 
+import tempfile
+
 import numpy as np
 import pytest
 
@@ -46,6 +48,28 @@ def test_page_logic_without_browser(sup_root):
     assert "features represented" in page._status.object
     page.n_hidden = 1  # a slider change retrains: no polygon for m = 1
     assert not page._panes["polygon"].visible and page._panes["grid"].object.layout.title.text
+    assert "m=1" in page._status.object
+
+
+def test_default_is_the_papers_pentagon_and_stored_runs_open():
+    """The page's defaults train as the CLI does: at S = 0.99 all five features sit on a pentagon."""
+    from workbench.superposition import ToyRunConfig, train_toy_run
+
+    ds = app.train_live(5, 2, 0.99, 0.9)
+    assert ds.sizes["instance"] == 5 and float(ds["sparsity"][-1]) == pytest.approx(0.99)
+    assert int(ds["n_represented"][-1]) == 5
+    assert (ds["geometry"].isel(instance=-1).values == "pentagon").all()
+    store = RunStore(tempfile.mkdtemp())
+    run = train_toy_run(ToyRunConfig(sparsity=[0.0, 0.99], n_inits=2, steps=200), store)
+    assert app.superposition_runs(store) == [run.id]
+    toy = app.load_toy_run(store, run.id)
+    assert toy["sparsity"].values.tolist() == [0.0, 0.99] and "WtW" in toy
+    page = app.SuperpositionPage(store, threaded=False)
+    page.run_id = run.id
+    assert f"run {run.id}" in page._status.object and page._panes["polygon"].visible
+    page._training.submit = lambda *args, **kwargs: None  # hold the retraining: the plots are stale
+    page.max_sparsity = 0.9
+    assert "S ≤ 0.9" in page._status.object and f"plots below still show run {run.id}" in page._status.object
 
 
 def test_a_phase_diagram_stored_before_the_artifact_area_still_loads(tmp_path):
