@@ -67,7 +67,7 @@ def _als(T: np.ndarray, rank: int, rng: np.random.Generator, max_iter: int, ridg
             F[m] = np.linalg.solve(G + ridge * np.trace(G) / rank * np.eye(rank), rhs.T).T
         if it % 10 == 9 or it == max_iter - 1:
             err = _rel_error(T, *F)
-            if err <= tol or prev - err < 1e-9 * max(prev, 1e-300):
+            if err <= tol or prev - err < 1e-7 * max(prev, 1e-300):
                 return err, F
             prev = err
     return _rel_error(T, *F), F
