@@ -18,8 +18,12 @@ Martin & Mahoney (2021), JMLR 22; Clauset, Shalizi & Newman (2009), SIAM Review 
 """
 from workbench.spectrum.analysis import SKIPPED_VARS, analyze, esd, layer_esds
 from workbench.spectrum.bootstrap import bootstrap_alpha
-from workbench.spectrum.compressibility import compressibility, compression_ratio
-from workbench.spectrum.delta import delta_spectrum
+from workbench.spectrum.compressibility import (
+    compressibility,
+    compression_ratio,
+    make_compressibility_probe,
+)
+from workbench.spectrum.delta import delta_spectrum, make_delta_probe
 from workbench.spectrum.export import skipped_table, summary_table, write_result
 from workbench.spectrum.fit import fit_power_law
 from workbench.spectrum.kappa import kappa_select
@@ -38,6 +42,7 @@ from workbench.spectrum.weights import WeightsError, open_weights
 __all__ = [
     "METRICS", "SKIPPED_VARS", "WeightsError", "analyze", "as_probe_dataset", "bootstrap_alpha", "compressibility",
     "compression_ratio", "delta_rank", "delta_spectrum", "effective_rank", "esd", "fit_power_law",
-    "gradual_rank_toy", "kappa_select", "layer_esds", "make_spectrum_probe", "mp_density", "mp_spikes",
-    "open_weights", "power_law_batch", "skipped_table", "spectrum_probe", "summary_table", "write_result",
+    "gradual_rank_toy", "kappa_select", "layer_esds", "make_compressibility_probe", "make_delta_probe",
+    "make_spectrum_probe", "mp_density", "mp_spikes", "open_weights", "power_law_batch", "skipped_table",
+    "spectrum_probe", "summary_table", "write_result",
 ]

@@ -32,7 +32,7 @@ from torch import nn
 from workbench.spectrum.series import StateLike, layer_name, load_state, select_steps, weight_series
 from workbench.store import Run
 
-__all__ = ["CODECS", "compressibility", "compression_ratio"]
+__all__ = ["CODECS", "compressibility", "compression_ratio", "make_compressibility_probe"]
 
 CODECS: dict[str, Callable[[bytes], bytes]] = {
     "gzip": lambda b: gzip.compress(b, compresslevel=9, mtime=0),
@@ -108,3 +108,14 @@ def compressibility(model_or_run: nn.Module | StateLike | Run | Mapping[int, Sta
         ratio[i] = [compression_ratio(data, c) for c in codecs]
     return xr.Dataset({"ratio": (("step", "codec"), ratio), "n_bytes": ("step", size)},
                       coords={"step": np.asarray(chosen, dtype=np.int64), "codec": list(codecs)}, attrs=attrs)
+
+
+def make_compressibility_probe(**kwargs):
+    """A training probe ``fn(model, task) -> xr.Dataset`` (dim ``codec``; no ``step``) recording
+    :func:`compressibility` of the model: ``fit(..., probes={"compress": (make_compressibility_probe(
+    codecs=("gzip",)), 100)})``. ``kwargs`` go to :func:`compressibility` (``codecs``, ``payload``, ``layers``)."""
+
+    def compressibility_probe(model: nn.Module, task=None) -> xr.Dataset:
+        return compressibility(model, **kwargs)
+
+    return compressibility_probe

@@ -32,7 +32,7 @@ from workbench.parallel import torch_threads
 from workbench.spectrum.series import StateLike, layer_name, load_state, select_steps, weight_series
 from workbench.store import Run
 
-__all__ = ["delta_spectrum", "weight_matrices"]
+__all__ = ["delta_spectrum", "make_delta_probe", "weight_matrices"]
 
 _PAPER = "Boix-Adsera et al. 2023 (NeurIPS) arXiv:2306.07042"
 
@@ -119,3 +119,16 @@ def delta_spectrum(run_or_checkpoints: Run | Mapping[int, StateLike], *, init: S
                 "rows": ("layer", [W0[n].shape[0] for n in names]),
                 "cols": ("layer", [W0[n].shape[1] for n in names])},
         attrs={"rtol": rtol, "atol": atol, "measure": "singular values of W_t - W_0", "reference": _PAPER})
+
+
+def make_delta_probe(init_state: StateLike, **kwargs):
+    """A training probe ``fn(model, task) -> xr.Dataset`` (dims ``layer``, ``sv``; no ``step``):
+    :func:`delta_spectrum` of the model against ``init_state`` (copied now), so a run records the
+    spectrum of ΔW as it trains: ``fit(..., probes={"delta": (make_delta_probe(model.state_dict()), 100)})``.
+    ``kwargs`` go to :func:`delta_spectrum` (``layers``, ``rtol``, ``atol``)."""
+    init = {k: v.clone() for k, v in weight_matrices(init_state).items()}
+
+    def delta_probe(model: nn.Module, task=None) -> xr.Dataset:
+        return delta_spectrum({1: model}, init=init, **kwargs).isel(step=0, drop=True)
+
+    return delta_probe

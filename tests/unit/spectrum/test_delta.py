@@ -109,3 +109,23 @@ def test_gradual_rank_toy_stages_scale_with_log_inverse_alpha():
     for c in (0.5, 0.1):  # stage ends coincide in t/log(1/α) (within 10%), not in t (ratio log(1000)/log(100) = 1.5)
         ratio = crossing[1e-3][c] / crossing[1e-2][c]
         assert abs(ratio - 1) < 0.1, (c, crossing)
+
+
+def test_delta_and_compressibility_probes_record_over_training(tmp_path):
+    from workbench.grokking.mlp import MLP
+    from workbench.spectrum import make_compressibility_probe, make_delta_probe
+    from workbench.tasks.modular import ModularTask
+    from workbench.train import default_optimizer, fit
+
+    model, task = MLP(5, 4, 8, seed=0), ModularTask(p=5, frac=0.6)
+    run = RunStore(tmp_path).create({"kind": "delta-probe"})
+    rec = ParameterRecorder(model, project_dim=None)
+    probes = {"delta": (make_delta_probe(model.state_dict()), 5),
+              "compress": (make_compressibility_probe(codecs=("gzip",)), 5)}
+    fit(model, task, default_optimizer(model, lr=1e-2), 10, run=run, probes=probes, trajectory_every=5,
+        trajectory=rec, eval_every=5, progress=False)
+    recorded = run.metrics("delta")
+    assert recorded.step.values.tolist() == [0, 5, 10] and recorded.numerical_rank.sel(step=0).values.tolist() == [0] * 3
+    offline = delta_spectrum(run)  # the same numbers from the recorded trajectory
+    np.testing.assert_allclose(recorded.stable_rank.values, offline.stable_rank.values, rtol=1e-6)
+    assert run.metrics("compress").ratio.dims == ("step", "codec")
