@@ -5,7 +5,8 @@ DataArray or a Run; torch float64 on ``device``): :class:`DMD`, :class:`HankelDM
 :class:`ResDMD`, with dictionaries in :mod:`workbench.koopman.dictionaries`; all share one exact-DMD
 core (:mod:`workbench.koopman.core`). Training dynamics: :func:`trajectory_spectrum`,
 :func:`run_distance`, :func:`distance_matrix`, :func:`forecast`, :func:`piecewise_dmd` and the
-correlated modes of :func:`cmd` / :class:`CMD`.
+correlated modes of :func:`cmd` / :class:`CMD`, and training through them
+(:func:`embedded_cmd_train`).
 
 References
 ----------
@@ -16,6 +17,7 @@ Redman (2020) arXiv:2006.14111; Brokman et al. (ICLR 2024) arXiv:2312.13247; All
 (2024) doi:10.1016/j.camwa.2024.02.022.
 """
 from workbench.koopman.cmd import CMD, cmd
+from workbench.koopman.cmd_embed import embedded_cmd_train
 from workbench.koopman.dictionaries import (
     RBF,
     Delays,
@@ -51,6 +53,7 @@ __all__ = [
     "ResDMD",
     "cmd",
     "distance_matrix",
+    "embedded_cmd_train",
     "forecast",
     "piecewise_dmd",
     "run_distance",
