@@ -39,7 +39,8 @@ def _evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float
 
 def embedded_cmd_train(model: nn.Module, task, optimizer: torch.optim.Optimizer, steps: int, *, n_modes: int = 10,
                        n_samples: int = 1000, block: int = 10, warmup: int = 50, window: int = 10,
-                       percent: float = 5.0, eval_every: int = 50, seed: int = 0) -> xr.Dataset:
+                       percent: float = 10.0, relative: bool = False, eval_every: int = 50,
+                       seed: int = 0) -> xr.Dataset:
     """Train ``model`` full-batch on ``task`` with embedded CMD (Brokman et al. [1]_); returns the curves.
 
     Parameters
@@ -50,9 +51,10 @@ def embedded_cmd_train(model: nn.Module, task, optimizer: torch.optim.Optimizer,
     steps : training steps; ``block`` steps make one CMD update (the paper's epoch).
     n_modes, n_samples, seed : CMD's modes, sampled parameters and sampling seed.
     warmup : blocks of plain training before CMD is fitted (the paper's F).
-    window, percent : every ``window`` blocks, embed ``ceil(percent/100 · n_free)`` of the ``n_free``
-        parameters not yet embedded (the reference's relative percentage); ``percent=0`` trains
-        plainly (the baseline, with the same steps, data and evaluation).
+    window, percent, relative : every ``window`` blocks, embed ``ceil(percent/100 · n)`` more
+        parameters (at most all free ones), ``n`` all parameters, or with ``relative`` the ``n`` not
+        yet embedded (the reference's ``embed_perc``, ``perc_rel``; defaults 10 and False);
+        ``percent=0`` trains plainly (the baseline, with the same steps, data and evaluation).
     eval_every : steps between evaluations of train and test loss / accuracy.
 
     Returns
@@ -103,7 +105,8 @@ def embedded_cmd_train(model: nn.Module, task, optimizer: torch.optim.Optimizer,
                     diff[embedded] = np.inf
                     diff[refs] = np.inf  # references are never embedded
                     n_free = int(np.isfinite(diff).sum())
-                    new = np.argsort(diff, kind="stable")[:math.ceil(n_free * percent / 100)]
+                    count = min(n_free, math.ceil((n_free if relative else n_param) * percent / 100))
+                    new = np.argsort(diff, kind="stable")[:count]
                     embedded, embedded_at[new] = np.union1d(embedded, new), step
                     a_frozen, b_frozen = a.copy(), b.copy()
                     a_last, b_last = a, b
@@ -119,4 +122,4 @@ def embedded_cmd_train(model: nn.Module, task, optimizer: torch.optim.Optimizer,
     return xr.Dataset(data, coords={"step": step_axis},
                       attrs={"method": "embedded CMD" if percent > 0 else "plain training (embedded CMD baseline)",
                              "n_modes": n_modes, "block": block, "warmup_blocks": warmup, "window_blocks": window,
-                             "percent": percent, "reference": _PAPER})
+                             "percent": percent, "relative": int(relative), "reference": _PAPER})

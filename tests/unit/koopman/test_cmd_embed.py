@@ -36,7 +36,7 @@ def test_embedding_schedule_and_references():
     n = sum(q.numel() for q in model.parameters())
     block, warmup, window, pct, steps = 5, 5, 4, 20.0, 300
     ds = embedded_cmd_train(model, TASK, default_optimizer(model, lr=1e-2), steps, n_modes=3, n_samples=100,
-                            block=block, warmup=warmup, window=window, percent=pct, eval_every=block)
+                            block=block, warmup=warmup, window=window, percent=pct, relative=True, eval_every=block)
     refs = ds.reference_param.values
     assert 1 <= refs.size <= 3 and (ds.embedded_at.values[refs] == -1).all()  # references stay free
     events = np.arange((warmup + window) * block, steps + 1, window * block)
@@ -56,3 +56,15 @@ def test_bad_input():
         embedded_cmd_train(model, TASK, default_optimizer(model), 10, percent=100)
     with pytest.raises(ValueError, match="warmup"):
         embedded_cmd_train(model, TASK, default_optimizer(model), 10, warmup=2)
+
+
+def test_absolute_percentage_embeds_a_fixed_count_until_none_is_free():
+    model = MLP(11, 8, 16, seed=0)
+    n = sum(q.numel() for q in model.parameters())
+    ds = embedded_cmd_train(model, TASK, default_optimizer(model, lr=1e-2), 200, n_modes=3, n_samples=100,
+                            block=5, warmup=5, window=4, percent=30.0, eval_every=5)
+    events = np.arange(45, 201, 20)
+    counts = [(ds.embedded_at.values == e).sum() for e in events]
+    free = n - ds.reference_param.size
+    expected = [min(math.ceil(0.3 * n), free - math.ceil(0.3 * n) * i) for i in range(len(events))]
+    np.testing.assert_array_equal(counts, np.maximum(expected, 0))
