@@ -155,7 +155,7 @@ def test_a_damaged_run_is_skipped_and_named_by_list_check_and_the_cli(tmp_path):
     assert out.exit_code == 1 and f"{bad.id}: damaged" in out.stdout and f"{good.id}: ok" in out.stdout
     assert f"workbench runs delete {bad.id}" in out.stdout
     with pytest.raises(RunDamagedError, match=f"run {bad.id}: state.json .*workbench runs check"):
-        bad.state
+        _ = bad.state
 
 
 def test_runs_check_says_what_to_do_for_each_kind_of_damage(tmp_path):

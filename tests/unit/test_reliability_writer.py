@@ -66,7 +66,7 @@ def test_a_cli_training_refuses_a_run_another_process_holds_and_writes_nothing(t
     run_id = run_id_for(ModularConfig(p=23, d_embed=16, d_hidden=32, steps=300, checkpoint_every=50,
                                       trajectory_every=10, eval_every=10).to_run_config())
     with store.lock(run_id, wait=False):
-        out = subprocess.run(cli(*TRAIN_ARGS, "--data", str(tmp_path)), capture_output=True, text=True, env=ENV,
+        out = subprocess.run(cli(*TRAIN_ARGS, "--data", str(tmp_path)), check=False, capture_output=True, text=True, env=ENV,
                              timeout=300)
     assert out.returncode == 2
     assert f"is being trained by pid {os.getpid()}" in out.stderr and "--wait" in out.stderr
@@ -85,7 +85,7 @@ def test_two_identical_trainings_at_once_end_with_one_consistent_history(tmp_pat
     for code, (_, err) in zip(codes, outs, strict=True):
         if code == 2:
             assert "is being trained by pid" in err
-    alone = subprocess.run(cli(*TRAIN_ARGS, "--data", str(b)), capture_output=True, text=True, env=ENV, timeout=600)
+    alone = subprocess.run(cli(*TRAIN_ARGS, "--data", str(b)), check=False, capture_output=True, text=True, env=ENV, timeout=600)
     assert alone.returncode == 0
     run, ref = RunStore(a).open(RunStore(a).ids()[0]), RunStore(b).open(RunStore(b).ids()[0])
     m, r = run.metrics(), ref.metrics()

@@ -30,15 +30,26 @@ import torch
 import xarray as xr
 from torch import nn
 
+from workbench.tasks.modular import is_prime
 from workbench.validation import as_tensor, check_range
 
 PAPER = "Nanda et al. 2023, arXiv:2301.05217"
 
 
 def _check_p(p: Any) -> int:
-    if not isinstance(p, (int, np.integer)) or p < 3 or p % 2 == 0:
-        raise ValueError(f"p must be an odd integer >= 3 (a prime modulus), got {p!r}")
+    if not isinstance(p, (int, np.integer)) or p < 3 or not is_prime(int(p)):
+        raise ValueError(f"p must be an odd prime >= 3 (the modulus of Z_p), got {p!r}")
     return int(p)
+
+
+def _check_model_p(model: nn.Module, p: Any) -> int:
+    """``p`` checked, and equal to the model's own ``p`` when it has one (a model of another p
+    would index out of range or return wrongly shaped measures)."""
+    p = _check_p(p)
+    own = getattr(model, "p", None)
+    if own is not None and own != p:
+        raise ValueError(f"the model was built for p={own}, not p={p}; pass p={own}")
+    return p
 
 
 def n_freqs(p: int) -> int:
@@ -220,7 +231,7 @@ def weight_norm(model: nn.Module) -> xr.DataArray:
 @torch.no_grad()
 def all_logits(model: nn.Module, p: int) -> torch.Tensor:
     """Logits on every input ``(a, b, =)``: ``(p, p, p)`` float64 indexed ``[a, b, c]``."""
-    p = _check_p(p)
+    p = _check_model_p(model, p)
     a, b = torch.meshgrid(torch.arange(p), torch.arange(p), indexing="ij")
     x = torch.stack([a.reshape(-1), b.reshape(-1), torch.full((p * p,), p)], 1)
     dev = next(model.parameters()).device
@@ -230,7 +241,7 @@ def all_logits(model: nn.Module, p: int) -> torch.Tensor:
 @torch.no_grad()
 def neuron_activations(model: nn.Module, p: int) -> torch.Tensor:
     """Post-ReLU MLP activations on every input at the last position: ``(p, p, neuron)`` float64."""
-    p = _check_p(p)
+    p = _check_model_p(model, p)
     a, b = torch.meshgrid(torch.arange(p), torch.arange(p), indexing="ij")
     x = torch.stack([a.reshape(-1), b.reshape(-1), torch.full((p * p,), p)], 1)
     x = x.to(next(model.parameters()).device)

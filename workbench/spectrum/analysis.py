@@ -111,6 +111,7 @@ def analyze(model: ModelLike, *, layers: Sequence[str] | str | None = None, min_
             _client(scheduler) as client, tqdm(total=len(lays), desc="layers", disable=not progress) as bar:
         results = _spectra(weights, lays, precision, dev, pool, client, on_nonfinite == "skip", bar.update)
         lays, results, skipped = _drop_nonfinite(weights, lays, results, skipped)
+        lays, results, skipped = _drop_zero(weights, lays, results, skipped)
         fits = _fit_and_refine(weights, lays, results, dev, pool, client)
         ds = _dataset(lays, results, fits, mp_fit, keep_evals, skipped)
         if bootstrap:
@@ -147,6 +148,18 @@ def _drop_nonfinite(weights, lays, results, skipped):
     keep = [i for i in range(len(lays)) if i not in set(bad)]
     if not keep:
         raise ValueError(f"every selected layer of {weights.reader.source} holds NaN/Inf weights")
+    return [lays[i] for i in keep], [results[i] for i in keep], skipped
+
+
+def _drop_zero(weights, lays, results, skipped):
+    """All-zero weight matrices (no spectrum: every eigenvalue 0) move to the skipped report."""
+    zero = [i for i, r in enumerate(results) if not float(r.evals[-1]) > 0]
+    if not zero:
+        return lays, results, skipped
+    if len(zero) == len(lays):
+        raise ValueError(f"every selected layer of {weights.reader.source} is an all-zero matrix: no spectrum to fit")
+    skipped = skipped + [layer_skipped(weights, lays[i], "all-zero weight matrix (no spectrum to fit)") for i in zero]
+    keep = [i for i in range(len(lays)) if i not in set(zero)]
     return [lays[i] for i in keep], [results[i] for i in keep], skipped
 
 

@@ -106,6 +106,11 @@ def select_layers(weights: ModelWeights, layers: Sequence[str] | str | None = No
         skipped += [layer_skipped(weights, lay, "not selected (layers=...)") for lay in kept if lay.name not in wanted]
         kept = [lay for lay in kept if lay.name in wanted]
     if not kept:
+        sized = [f"{lay.name or type(weights).__name__}: {_size_reason(lay, min_evals, max_evals, max_n)}" for lay in weights.layers
+                 if _size_reason(lay, min_evals, max_evals, max_n)]
+        if sized:  # there were weight matrices: say which size rule left each out
+            raise ValueError(f"{weights.reader.source} has no layer within the size rules: {'; '.join(sized[:5])}"
+                             f"{' ...' if len(sized) > 5 else ''} (change min_evals, max_evals or max_N)")
         raise ValueError(f"{weights.reader.source} has no layer with a weight matrix of at least "
                          f"min_evals={min_evals} eigenvalues (Linear, Embedding, Conv1d/2d, "
                          "MultiheadAttention; from files: 2-D to 4-D '*.weight' tensors)")
