@@ -47,3 +47,21 @@ def test_kappa_bars_and_compressibility_curves():
     assert [t.name for t in fig.data] == ["gzip", "bz2"] and list(fig.data[0].x) == [0, 5, 10]
     with pytest.raises(ValueError, match="step"):
         compressibility_curves(compressibility(model))
+
+
+def test_spectrum_page_delta_panel(tmp_path):
+    """The spectra page's ΔW panel: drawn from a run's ``delta`` probe group, absent without it."""
+    from widgets.apps.spectrum import PRETRAINED, delta_figure
+    from workbench.spectrum import make_delta_probe
+    from workbench.store import RunStore
+
+    _, states = planted_states()
+    store = RunStore(tmp_path)
+    run = store.create({"kind": "delta-page"})
+    probe = make_delta_probe(states[0], rtol=1e-3)
+    for step, state in states.items():
+        run.append(probe(state).expand_dims(step=[step]), group="delta")
+    fig = delta_figure(store, run.id)
+    assert list(next(t for t in fig.data if t.name == "0 (numerical)").y) == RANKS
+    assert delta_figure(store, store.create({"kind": "no-delta"}).id) is None
+    assert delta_figure(store, PRETRAINED) is None

