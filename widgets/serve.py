@@ -16,6 +16,7 @@ import importlib.util
 import os
 import secrets
 import socket
+import sys
 import traceback
 from collections.abc import Callable
 
@@ -52,12 +53,17 @@ def nav(pages: dict[str, str], current: str) -> pn.pane.Markdown:
 
 
 def render_page(store: RunStore, slug: str, module: str) -> pn.viewable.Viewable:
-    """Import ``module`` and call its ``page(store)``; on failure, a pane showing the error."""
+    """Import ``module`` and call its ``page(store)``; on failure, a pane naming the error.
+
+    The browser gets the error's type and message (a damaged run names itself there); the
+    traceback, with the server's paths, goes to the server's log only.
+    """
     try:
         return importlib.import_module(module).page(store)
-    except Exception:  # noqa: BLE001 - a broken page must not take the dashboard down: show why
-        return pn.pane.Alert(f"**The {slug} page failed to load** (`{module}.page`):\n\n"
-                             f"```\n{traceback.format_exc(limit=6)}\n```", alert_type="danger")
+    except Exception as exc:  # noqa: BLE001 - a broken page must not take the dashboard down: say why
+        print(f"the {slug} page failed to load:\n{traceback.format_exc()}", file=sys.stderr, flush=True)
+        return pn.pane.Alert(f"**The {slug} page failed to load**: {type(exc).__name__}: {exc}\n\n"
+                             "(the traceback is in the server's log)", alert_type="danger")
 
 
 def page_factory(store: RunStore, slug: str, pages: dict[str, str]) -> Callable[[], pn.template.BaseTemplate]:
