@@ -31,3 +31,9 @@ def test_07_training_dynamics_quick(run_notebook):
     # float32 weights: nearly incompressible, ratio a little above 1
     ratio = np.array(res["compressibility"]["ratio"])
     assert ratio.shape == (len(res["compressibility"]["steps"]), 2) and ((ratio > 1.0) & (ratio < 1.3)).all()
+    # ΔW of a Hugging Face Trainer run (WorkbenchCallback, full-parameter trajectory)
+    hf = res["hf"]
+    stable, numerical = np.array(hf["stable_rank"]), np.array(hf["numerical_rank"])
+    assert hf["n_layers"] >= 10 and hf["steps"][0] == 0 and hf["steps"][-1] == 40
+    assert (stable[0] == 0).all() and (numerical[0] == 0).all() and (stable[1:] >= 1).all()
+    assert (numerical <= np.array(hf["shapes"]).min(1)).all()
