@@ -99,7 +99,8 @@ class GroupsConfig:
         return opt if self.optimizer == "adamw" else Grokfast(opt, mode=self.optimizer.split("-")[1])
 
 
-def _build_model(model_config: dict, seed: int) -> torch.nn.Module:
+def build_groups_model(model_config: dict, seed: int) -> torch.nn.Module:
+    """The Li² model or the MLP of a groups run's ``model`` config, initial weights from ``seed``."""
     kwargs = {k: v for k, v in model_config.items() if k != "name"}
     if model_config["name"] == "li2":
         return Li2MLP(**kwargs, seed=seed)
@@ -125,7 +126,7 @@ def train_groups(config: GroupsConfig | dict, store: RunStore | str | os.PathLik
         raise TypeError(f"config must be a GroupsConfig or dict, got {type(config).__name__}")
     run = _store(store).create(config.to_run_config())
     task = build_group_task(run.config["task"])
-    model = _build_model(run.config["model"], config.seed)
+    model = build_groups_model(run.config["model"], config.seed)
     fit(model, task, config.make_optimizer(model), config.steps, run=run,
         probes={"groups": (group_probe, config.probe_every)}, eval_every=config.eval_every,
         checkpoint_every=config.checkpoint_every, trajectory_every=config.trajectory_every,
