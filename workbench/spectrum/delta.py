@@ -103,6 +103,8 @@ def delta_spectrum(run_or_checkpoints: Run | Mapping[int, StateLike], *, init: S
             for j, name in enumerate(names):
                 if name not in W or W[name].shape != W0[name].shape:
                     raise ValueError(f"step {step}: layer {name!r} is missing or changed shape")
+                if not torch.isfinite(W[name]).all():
+                    raise ValueError(f"step {step}: layer {name!r} holds NaN/Inf weights")
                 s = _svals(W[name] - W0[name])
                 top = float(s[0]) if s.numel() else 0.0
                 smax[i, j] = top

@@ -82,6 +82,11 @@ def test_bad_input(tmp_path):
         delta_spectrum({})
     with pytest.raises(ValueError, match="no weight tensor"):
         delta_spectrum(states, layers="nothing")
+    broken = {**states, 70: {k: v * np.nan for k, v in states[60].items()}}
+    with pytest.raises(ValueError, match="step 70: layer '0' holds NaN"):
+        delta_spectrum(broken)
+    with pytest.raises(ValueError, match=r"steps \[5\] are not recorded"):
+        delta_spectrum(states, steps=[0, 5])
     model = nn.Linear(3, 2)
     run = RunStore(tmp_path).create({"kind": "delta-jl"})
     rec = ParameterRecorder(model, project_dim=4)
