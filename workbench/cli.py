@@ -371,11 +371,12 @@ def sweep_cmd(
             base["steps"] = steps
         ds = sweep(task, parse_grid(grid), base=base, scheduler=scheduler, data=_store(data),
                    n_workers=workers, progress=progress)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, OSError) as exc:  # OSError: an unreachable --scheduler (connect timeout)
         if not existed:  # nothing created on failure: the root this command made, while still empty
             with contextlib.suppress(OSError):
                 root.rmdir()
-        _fail(str(exc))
+        _fail(f"cannot reach the Dask scheduler {scheduler}: {exc}" if isinstance(exc, OSError) and scheduler
+              else str(exc))
     hidden = {"seconds", "resumed_from", "final_step", "final_train_loss", "status"}
     typer.echo(ds[[v for v in ds.data_vars if v not in hidden]].to_dataframe().to_string())
     if (ds.status == "failed").any():

@@ -90,3 +90,13 @@ def test_any_modular_options_train_or_fail_with_a_named_error_creating_nothing(
         assert not root.exists() or not any(root.iterdir()), sorted(root.iterdir())
     # a valid combination may still be refused (frac leaving an empty split at p=5): never the other way round
     assert valid or out.exit_code != 0
+
+
+def test_an_unreachable_scheduler_is_named_and_leaves_no_sweep_record(tmp_path):
+    import dask
+
+    with dask.config.set({"distributed.comm.timeouts.connect": "2s"}):
+        out = invoke(tmp_path, "sweep", "modular", "--grid", "wd=0.1", "--steps", "5", "--scheduler",
+                     "tcp://127.0.0.1:9")
+    assert out.exit_code == 2 and "cannot reach the Dask scheduler tcp://127.0.0.1:9" in out.output
+    assert not (tmp_path / "root").exists()

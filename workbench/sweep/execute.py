@@ -154,10 +154,9 @@ def sweep(
     # axes as [name, values] pairs: JSON objects are written with sorted keys, the axis order matters
     record = {"sweep_id": sweep_id, "task": name, "axes": [[a, v] for a, v in axes.items()], "base": base,
               "points": [{"index": list(p.index), "params": p.params, "run_id": p.run_id} for p in points]}
-    write_record(store, sweep_id, **record, status="running")
-
-    client, close = _connect(scheduler, n_workers)
+    client, close = _connect(scheduler, n_workers)  # first: an unreachable scheduler leaves no record behind
     try:
+        write_record(store, sweep_id, **record, status="running")
         with tqdm(total=len(points), disable=not progress_enabled(progress), desc=f"sweep {name}", unit="run",
                   dynamic_ncols=True) as bar:
             cells, failures = _gather(client, spec, points, str(store.root), bar)
