@@ -22,6 +22,8 @@ from collections.abc import Callable
 
 import panel as pn
 
+from widgets.apps.sockets import ignore_closed_sockets
+from widgets.apps.theme import OfflineFast
 from workbench.store import RunStore
 
 #: URL slug → module exposing ``page(store)``. Lens pages add one line each.
@@ -70,10 +72,12 @@ def page_factory(store: RunStore, slug: str, pages: dict[str, str]) -> Callable[
     """A function building a fresh templated page per browser session (what ``pn.serve`` wants)."""
 
     def build() -> pn.template.BaseTemplate:
+        ignore_closed_sockets()  # a page left mid-update is not an error worth a traceback
         return pn.template.FastListTemplate(
             title=slug.capitalize(), site=TITLE, sidebar=[nav(pages, slug), pn.pane.Markdown(
                 f"Data root: `{store.root}`", styles={"font-size": "0.8em"})],
-            main=[render_page(store, slug, pages[slug])], sidebar_width=220, theme_toggle=False)
+            main=[render_page(store, slug, pages[slug])], sidebar_width=220, theme_toggle=False,
+            design=OfflineFast)
 
     return build
 

@@ -126,7 +126,8 @@ class GrokkingPage(pn.viewable.Viewer):
 
     def refresh_runs(self) -> None:
         ids = grokking_runs(self.store)
-        self.param.run_id.objects = ids
+        if list(self.param.run_id.objects) != ids:  # an unchanged list is not sent to the browser again
+            self.param.run_id.objects = ids
         if self.run_id not in ids:
             self.run_id = ids[0] if ids else None
 

@@ -128,10 +128,14 @@ class RunBrowser(pn.viewable.Viewer):
         """Re-read the run list; keep the selection (or pick one when none is selected)."""
         df = run_table(self.store)
         ids = list(df["run_id"])
-        self.param.run_id.objects = ids
-        columns = [c for c in [*HYPERPARAMETERS, "sweep", "kind", "status"] if c in df.columns]
-        self.param.color.objects = [AUTO, *columns, NONE]
-        self._table.value = df
+        colors = [AUTO, *(c for c in [*HYPERPARAMETERS, "sweep", "kind", "status"] if c in df.columns), NONE]
+        # nothing unchanged is sent to the browser again (every 2 s per open page)
+        if list(self.param.run_id.objects) != ids:
+            self.param.run_id.objects = ids
+        if list(self.param.color.objects) != colors:
+            self.param.color.objects = colors
+        if not df.equals(self._table.value):
+            self._table.value = df
         chosen = pick_run(df, self.run_id)
         if chosen != self.run_id:
             self.run_id = chosen

@@ -102,7 +102,8 @@ class SweepBrowser(pn.viewable.Viewer):
 
     def refresh_list(self) -> None:
         ids = sweep_options(self.store)
-        self.param.sweep_id.objects = ids
+        if list(self.param.sweep_id.objects) != ids:  # an unchanged list is not sent to the browser again
+            self.param.sweep_id.objects = ids
         if self.sweep_id not in ids:
             self.sweep_id = ids[0] if ids else None
 
