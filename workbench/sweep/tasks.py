@@ -87,6 +87,7 @@ TASKS: dict[str, SweepTask] = {
     "modular": SweepTask("workbench.grokking.modular_run", "ModularConfig", "train_modular"),
     "grokking": SweepTask("workbench.grokking", "GrokkingConfig", "train_grokking"),
     "superposition": SweepTask("workbench.superposition.run", "ToyRunConfig", "train_toy_run", "toy_summary"),
+    "groups": SweepTask("workbench.grokking.groups_run", "GroupsConfig", "train_groups"),
 }
 
 

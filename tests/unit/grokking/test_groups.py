@@ -157,3 +157,15 @@ def test_quick_d5_run_groks_on_selective_neurons(tmp_path):
     assert float(E.sel(irrep="1")) < 0.05 * float(E.sum())  # the trivial class is cleaned up
     assert float(probe.selective_share[-1]) >= 0.8 > float(probe.selective_share[0])
     assert float(probe.mean_concentration[-1]) >= 0.85
+
+
+def test_sweep_point_over_group_frac_optimizer(tmp_path):
+    """``workbench sweep groups --grid group=S3,D4 --grid optimizer=adamw,muon ...`` trains points like this one."""
+    from workbench.sweep.execute import run_point
+    from workbench.sweep.tasks import get_task
+
+    params = {"group": "S3", "frac": 0.8, "optimizer": "muon", "steps": 20, "hidden": 32, "probe_every": 10,
+              "checkpoint_every": 10, "trajectory_every": 0}
+    out = run_point(get_task("groups"), params, str(tmp_path))
+    assert out["action"] == "trained" and out["final_step"] == 20.0 and 0 <= out["final_test_acc"] <= 1
+    assert run_point(get_task("groups"), params, str(tmp_path))["action"] == "skipped"  # idempotent by run id
