@@ -65,3 +65,24 @@ def test_spectrum_page_delta_panel(tmp_path):
     assert list(next(t for t in fig.data if t.name == "0 (numerical)").y) == RANKS
     assert delta_figure(store, store.create({"kind": "no-delta"}).id) is None
     assert delta_figure(store, PRETRAINED) is None
+
+
+def test_embedded_cmd_curves():
+    from widgets.plots.dynamics import embedded_cmd_curves
+    from workbench.grokking.mlp import MLP
+    from workbench.koopman import embedded_cmd_train
+    from workbench.tasks.modular import ModularTask
+    from workbench.train import default_optimizer
+
+    task, runs = ModularTask(p=7, frac=0.6), []
+    for pct in (0.0, 20.0):
+        model = MLP(7, 4, 8, seed=0)
+        runs.append(embedded_cmd_train(model, task, default_optimizer(model, lr=1e-2), 60, n_modes=2, n_samples=20,
+                                       block=2, warmup=5, window=5, percent=pct, eval_every=10))
+    ds = xr.concat([r.drop_dims(["param", "mode"]) for r in runs], dim=xr.DataArray(["plain", "embedded"],
+                                                                                     dims="training"))
+    fig = embedded_cmd_curves(ds)
+    assert [t.name for t in fig.data] == ["plain", "plain", "embedded", "embedded"] and len(fig.data[0].x) == 6
+    assert fig.data[1].y.max() == 0 and fig.data[3].y.max() > 0
+    with pytest.raises(ValueError, match="training"):
+        embedded_cmd_curves(runs[0])

@@ -1,8 +1,8 @@
 """Training-dynamics figures of the weight-spectrum lens: ΔW ranks, the gradual-rank toy, κ, compressibility.
 
 Inputs: :func:`workbench.spectrum.delta_spectrum` (step, layer, sv), :func:`gradual_rank_toy`
-results concatenated over ``alpha``, :func:`kappa_select` (layer) and :func:`compressibility`
-(step, codec). Grokking phases are shaded when given (``detect_phases`` output or the run's attrs).
+results concatenated over ``alpha``, :func:`kappa_select` (layer), :func:`compressibility`
+(step, codec), and :func:`workbench.koopman.embedded_cmd_train` curves concatenated over ``training``. Grokking phases are shaded when given (``detect_phases`` output or the run's attrs).
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from widgets.plots._checks import require_vars
 
 from .grokking import _shade
 
-__all__ = ["compressibility_curves", "delta_rank_curves", "gradual_rank_figure", "kappa_bars"]
+__all__ = ["compressibility_curves", "delta_rank_curves", "embedded_cmd_curves", "gradual_rank_figure", "kappa_bars"]
 
 
 def delta_rank_curves(ds: xr.Dataset, layer: str | None = None, *, top: int = 12, phases: dict | None = None,
@@ -104,4 +104,24 @@ def compressibility_curves(ds: xr.Dataset, *, phases: dict | None = None,
     fig.update_layout(title=title, xaxis_title="step",
                       yaxis_title=f"compression ratio ({ds.attrs.get('payload', 'float32')} payload)",
                       template="plotly_white")
+    return fig
+
+
+def embedded_cmd_curves(ds: xr.Dataset, *, title: str = "Training through CMD modes (embedded CMD)") -> go.Figure:
+    """Test accuracy (top) and the share of embedded parameters (bottom) over steps, one line per
+    training. ``ds``: :func:`workbench.koopman.embedded_cmd_train` results concatenated along a dim
+    ``training`` (e.g. ``["plain", "embedded 10%"]``). Brokman et al. 2024."""
+    require_vars(ds, ("test_acc", "embedded_fraction"), "embedded_cmd_train() concatenated over training")
+    if "training" not in ds.dims:
+        raise ValueError("ds needs a 'training' dim: xr.concat([plain, embedded], dim='training')")
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08, row_heights=[0.7, 0.3],
+                        subplot_titles=("test accuracy", "share of parameters embedded"))
+    for name in ds.training.values:
+        run = ds.sel(training=name).dropna("step", subset=["test_acc"])
+        fig.add_trace(go.Scatter(x=run.step.values, y=run.test_acc.values, mode="lines", name=str(name),
+                                 legendgroup=str(name)), 1, 1)
+        fig.add_trace(go.Scatter(x=run.step.values, y=run.embedded_fraction.values, mode="lines", name=str(name),
+                                 legendgroup=str(name), showlegend=False), 2, 1)
+    fig.update_xaxes(title_text="step", row=2, col=1)
+    fig.update_layout(title=title, template="plotly_white", height=480)
     return fig
