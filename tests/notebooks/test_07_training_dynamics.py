@@ -37,3 +37,12 @@ def test_07_training_dynamics_quick(run_notebook):
     assert hf["n_layers"] >= 10 and hf["steps"][0] == 0 and hf["steps"][-1] == 40
     assert (stable[0] == 0).all() and (numerical[0] == 0).all() and (stable[1:] >= 1).all()
     assert (numerical <= np.array(hf["shapes"]).min(1)).all()
+    # pDMD on the run: more windows fit better; each detected boundary's window error is reported
+    pdmd = res["pdmd"]
+    assert pdmd["n_windows"] == [1, 2, 4, 8] and pdmd["error"][-1] < pdmd["error"][0]
+    for per_n in pdmd["boundaries"].values():
+        assert [n for n, _, _ in per_n] == pdmd["n_windows"] and all(1 <= r <= n for n, _, r in per_n)
+    # embedded CMD: the plain run embeds nothing, the embedded one most parameters by the end
+    emb = res["embedded_cmd"]
+    assert max(emb["plain"]["embedded_fraction"]) == 0 and emb["embedded 10%"]["embedded_fraction"][-1] > 0.5
+    assert all(0 <= a <= 1 for run in ("plain", "embedded 10%") for a in emb[run]["test_acc"])
