@@ -474,15 +474,16 @@ def serve(
 
 
 @app.command()
-def demo(data: DataOpt = None, steps: int = 2500, progress: ProgressOpt = True) -> None:
+def demo(data: DataOpt = None, steps: Annotated[int, typer.Option(min=1)] = 2500, wait: WaitOpt = False,
+         progress: ProgressOpt = True) -> None:
     """Train the embedded default run (MLP on a+b mod 97) and print a summary."""
     from workbench.grokking.modular_run import ModularConfig, train_modular
 
-    store = _store(data)
     config = ModularConfig(steps=steps)
+    store = _store(data)
     typer.echo(f"training {config.to_run_config()['model']} on a+b mod {config.p} "
                f"({config.frac:.0%} of pairs for training) for {steps} steps into {store.root}")
-    run = train_modular(config, store, progress=progress)
+    run = _train(store, config.to_run_config(), wait, lambda: train_modular(config, store, progress=progress))
     m = run.metrics()
     full = m.step.where(m.train_acc >= 1.0, drop=True)
     grok = m.step.where(m.test_acc >= 0.95, drop=True)

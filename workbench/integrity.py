@@ -1,4 +1,6 @@
-"""Checksums of the copy-on-write metric versions: ``<group>/v000007.manifest.json``.
+"""Checksums of what a run stores beside its checkpoints: metric versions and trajectory rows.
+
+Metric versions: ``<group>/v000007.manifest.json``.
 
 Each version directory of a metric group (``metrics.zarr/<group>/v000007/``) is complete only once
 its manifest ``v000007.manifest.json`` — the sha256 of every file in the directory — is written,
@@ -6,18 +8,54 @@ after the zarr data and before ``HEAD`` moves to it (beside the directory, not i
 sees only its own files). A reader verifies the manifest first, so a lost or damaged chunk is
 reported instead of being read as the zarr fill value (NaN or 0). Versions written before
 manifests existed (no version of the group has one) are read unverified.
+
+Trajectory rows: ``traj.zarr/crc`` holds, per row and per stored column chunk, the CRC-32 of the
+row's float32 bytes; :func:`verified_rows` checks each block as it is read, so a lost chunk (read as
+the fill value 0) or a changed one raises instead of entering an analysis.
 """
 from __future__ import annotations
 
 import json
 import re
+import zlib
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from workbench.artifacts import atomic_write_json
 from workbench.checkpoint_io import sha256_file
 
 MANIFEST = ".manifest.json"  # suffix of a version's manifest file, beside its directory
 VERSION = re.compile(r"^v\d{6}$")
+
+
+class RunDamagedError(RuntimeError):
+    """A file of a run is missing, unreadable or fails its checksum; the message names it and what to do."""
+
+
+def row_crcs(row: np.ndarray, width: int) -> np.ndarray:
+    """CRC-32 of each ``width``-column chunk of one float32 row → uint32 (n_chunks,)."""
+    return np.array([zlib.crc32(np.ascontiguousarray(row[c:c + width]).tobytes())
+                     for c in range(0, row.size, width)], dtype=np.uint32)
+
+
+def verified_rows(lazy: Any, crc: np.ndarray, steps: np.ndarray, width: int, run_id: str) -> Any:
+    """``lazy`` (a dask ``(step, param)`` array in blocks of whole column chunks) that checks each
+    block against ``crc`` (rows, column chunks) when it is computed."""
+    def check(block: np.ndarray, block_info: dict | None = None) -> np.ndarray:
+        if block_info is None:  # dask's metadata probe
+            return block
+        (r0, _), (c0, c1) = block_info[0]["array-location"]
+        got = np.array([zlib.crc32(np.ascontiguousarray(r).tobytes()) for r in block], dtype=np.uint32)
+        bad = np.flatnonzero(got != crc[r0:r0 + len(block), c0 // width])
+        if bad.size:
+            raise RunDamagedError(
+                f"run {run_id}: trajectory rows at steps {steps[r0 + bad][:5].tolist()} (params {c0}..{c1 - 1}) "
+                "are missing or damaged (CRC mismatch); `workbench runs check` says what else is affected")
+        return block
+
+    return lazy.map_blocks(check, dtype=lazy.dtype)
 
 
 def version_dirs(gdir: Path) -> list[str]:

@@ -53,10 +53,13 @@ from workbench.checkpoint_io import (
 )
 from workbench.integrity import (
     MANIFEST,
+    RunDamagedError,
     candidates,
     has_manifest,
     manifest_path,
     manifest_problems,
+    row_crcs,
+    verified_rows,
     version_dirs,
     write_manifest,
 )
@@ -77,10 +80,6 @@ class RunNotFoundError(KeyError):
 
     def __str__(self) -> str:  # KeyError quotes its message; show it plainly
         return str(self.args[0])
-
-
-class RunDamagedError(RuntimeError):
-    """A file of a run is missing or unreadable; the message names it and what to do."""
 
 
 #: Recorded statuses that end a run (nothing writes to it any more).
@@ -434,7 +433,8 @@ class Run:
 
     def append_trajectory(self, step: int, vector: torch.Tensor | np.ndarray, attrs: dict | None = None) -> None:
         """Append one row ``vector`` (n_param,) at ``step`` to ``traj.zarr``; each row is stored in
-        chunks of ``TRAJ_CHUNK_PARAMS`` columns, so parameter slices can be read without whole rows."""
+        chunks of ``TRAJ_CHUNK_PARAMS`` columns, so parameter slices can be read without whole rows,
+        with the CRC-32 of each chunk in ``crc`` (checked by :meth:`trajectory`)."""
         vec = np.asarray(vector.detach().cpu() if isinstance(vector, torch.Tensor) else vector, dtype=np.float32)
         tdir = self.path / "traj.zarr"
         if not tdir.exists():
@@ -442,6 +442,8 @@ class Run:
             g.create_array("values", shape=(0, vec.size), chunks=(1, min(vec.size, TRAJ_CHUNK_PARAMS)),
                            dtype="float32")
             g.create_array("step", shape=(0,), chunks=(4096,), dtype="int64")
+            n_chunks = -(-vec.size // min(vec.size, TRAJ_CHUNK_PARAMS))
+            g.create_array("crc", shape=(0, n_chunks), chunks=(4096, n_chunks), dtype="uint32")
             atomic_write_json(tdir / "COMMITTED", 0)
         g = zarr.open_group(tdir, mode="r+")
         n = self._traj_committed()
@@ -455,6 +457,11 @@ class Run:
             steps.resize((n + 1,))
         values[n] = vec
         steps[n] = step
+        if "crc" in g:  # (trajectories recorded before checksums have none)
+            crc = g["crc"]
+            if crc.shape[0] < n + 1:
+                crc.resize((n + 1, crc.shape[1]))
+            crc[n] = row_crcs(vec, values.chunks[1])
         atomic_write_json(tdir / "COMMITTED", n + 1)  # the row exists only once this lands
 
     def has_trajectory(self) -> bool:
@@ -465,7 +472,9 @@ class Run:
         """Recorded parameters as a lazy (dask) DataArray with dims (``step``, ``param``).
 
         Nothing is read until ``.values``/``.load()``/a computation asks for it, so a trajectory
-        larger than memory can be reduced block by block (e.g. ``trajectory_spectrum``).
+        larger than memory can be reduced block by block (e.g. ``trajectory_spectrum``). Each block
+        is checked against the rows' CRC-32 as it is read, and the steps must increase: a lost or
+        damaged chunk raises :class:`RunDamagedError` instead of reading as zeros.
         """
         import dask.array as da
 
@@ -478,8 +487,14 @@ class Run:
         width = values.chunks[1]
         rows = max(1, min(n, TRAJ_READ_BYTES // (4 * width)))
         lazy = da.from_zarr(values, chunks=(rows, width))[:n]
+        steps = g["step"][:n]
+        if n > 1 and not (np.diff(steps) > 0).all():
+            raise RunDamagedError(f"run {self.id}: trajectory steps are out of order or lost (a missing chunk reads "
+                                  f"as step 0); `workbench runs check {self.id}` says what to do")
+        if "crc" in g:
+            lazy = verified_rows(lazy, g["crc"][:n], steps, width, self.id)
         return xr.DataArray(lazy, dims=("step", "param"),
-                            coords={"step": g["step"][:n], "param": np.arange(values.shape[1])},
+                            coords={"step": steps, "param": np.arange(values.shape[1])},
                             name="trajectory", attrs=dict(g.attrs))
 
     # -- checkpoints (files and verification: workbench.checkpoint_io) ------------------------

@@ -65,3 +65,51 @@ def test_fourier_measures_refuse_a_model_of_another_p():
         with pytest.raises(ValueError, match="built for p=7, not p=11"):
             fn(model, 11)
     assert all_logits(model, 7).shape == (7, 7, 7)
+
+
+hypothesis = pytest.importorskip("hypothesis")
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from workbench.spectrum import esd
+from workbench.tasks.modular import is_prime
+
+ANY_FLOAT = st.floats(allow_nan=True, allow_infinity=True)
+
+
+@settings(max_examples=60, deadline=None)
+@given(alpha=ANY_FLOAT, lamb=st.one_of(st.none(), ANY_FLOAT))
+def test_grokfast_accepts_exactly_the_finite_in_range_hyperparameters(alpha, lamb):
+    opt = torch.optim.SGD([nn.Parameter(torch.zeros(3))], lr=0.1)
+    valid = math.isfinite(alpha) and 0 <= alpha < 1 and (lamb is None or (math.isfinite(lamb) and lamb >= 0))
+    if valid:
+        assert Grokfast(opt, alpha=alpha, lamb=lamb).alpha == alpha
+    else:
+        with pytest.raises(ValueError, match="alpha|lamb"):
+            Grokfast(opt, alpha=alpha, lamb=lamb)
+
+
+@settings(max_examples=60, deadline=None)
+@given(p=st.one_of(st.integers(-50, 200), st.integers(10**6, 10**18)))
+def test_fourier_basis_accepts_exactly_the_odd_primes(p):
+    if 3 <= p <= 200 and is_prime(p):
+        assert fourier_basis(p).shape == (p, p)
+    else:
+        with pytest.raises(ValueError, match="odd prime" if p <= 200 else "too large"):
+            fourier_basis(p)  # a huge p is refused before any allocation or primality test
+
+
+@settings(max_examples=60, deadline=None)
+@given(W=arrays(np.float64, st.tuples(st.integers(0, 12), st.integers(0, 12)),
+                elements=st.floats(-1e6, 1e6) | st.sampled_from([math.nan, math.inf, -math.inf, 0.0])))
+def test_esd_returns_finite_eigenvalues_or_names_what_is_wrong(W):
+    if W.size == 0:
+        with pytest.raises(ValueError, match="empty"):
+            esd(W)
+    elif not np.isfinite(W).all():
+        with pytest.raises(ValueError, match="NaN/Inf"):
+            esd(W)
+    else:
+        ev = esd(W)
+        assert np.isfinite(np.asarray(ev)).all() and len(ev) == min(W.shape)

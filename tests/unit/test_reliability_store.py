@@ -170,3 +170,23 @@ def test_runs_check_says_what_to_do_for_each_kind_of_damage(tmp_path):
     assert "checkpoint at step 40 fails verification" in text and "falls back" in text
     assert "HEAD is missing" in text and f"workbench train resume {run.id}" in text
     assert "recorded as running" in text and "trajectory: 5 rows" in text
+
+
+def test_a_lost_trajectory_chunk_raises_instead_of_reading_zeros(run, monkeypatch):
+    import workbench.store as store_module
+
+    monkeypatch.setattr(store_module, "TRAJ_CHUNK_PARAMS", 4)
+    for step in range(3):
+        run.append_trajectory(step * 10, np.arange(10, dtype=np.float32) + step)
+    np.testing.assert_array_equal(run.trajectory().values[2], np.arange(10) + 2)  # intact: reads and verifies
+    chunk = run.path / "traj.zarr" / "values" / "c" / "1" / "1"  # row 1 (step 10), params 4..7
+    assert chunk.is_file()
+    chunk.unlink()
+    traj = run.trajectory()  # lazy: nothing read yet
+    np.testing.assert_array_equal(traj.isel(param=slice(0, 4)).values[1], np.arange(4) + 1)  # other chunks fine
+    with pytest.raises(RunDamagedError, match=r"trajectory rows at steps \[10\] \(params 4\.\.7\) are missing"):
+        _ = traj.values
+    assert any(f.level == DAMAGED and "trajectory" in f.what for f in check_run(run))
+    (run.path / "traj.zarr" / "step" / "c" / "0").unlink()  # the steps chunk: every step would read 0
+    with pytest.raises(RunDamagedError, match="trajectory steps are out of order or lost"):
+        run.trajectory()

@@ -36,7 +36,12 @@ from workbench.validation import as_tensor, check_range
 PAPER = "Nanda et al. 2023, arXiv:2301.05217"
 
 
+MAX_P = 8191  # the Fourier basis is p × p float64: 0.5 GiB at this p
+
+
 def _check_p(p: Any) -> int:
+    if isinstance(p, (int, np.integer)) and p > MAX_P:  # before the primality test (trial division)
+        raise ValueError(f"p={p} is too large: the Fourier basis is p×p float64; at most p={MAX_P}")
     if not isinstance(p, (int, np.integer)) or p < 3 or not is_prime(int(p)):
         raise ValueError(f"p must be an odd prime >= 3 (the modulus of Z_p), got {p!r}")
     return int(p)
