@@ -6,7 +6,7 @@ Muon or Grokfast-wrapped AdamW), :func:`workbench.train.fit` with :func:`group_p
 (:func:`run_key_irreps`: from the neurons), their ``key_irrep_fraction`` of the non-trivial
 embedding energy, and ``embedding_key_irreps`` (:func:`key_irreps`).
 
-Defaults (measured, docs/groups.md): S_4, the product ``ab``, train fraction 0.7 — above the
+Defaults (measured, docs/grokking.md "Groups and irreps"): S_4, the product ``ab``, train fraction 0.7 — above the
 critical fraction ``2.7482 ln|G| / |G| · d_max / 2 = 0.55`` of the Li² reference code, below which
 a fraction of 0.5 does not generalise in 3,000 steps —, the Li² model (K = 512, x²), full batch,
 AdamW lr 3e-3, weight decay 1: test accuracy passes 95 % near step 550.
