@@ -446,8 +446,7 @@ def runs_delete(run_id: str, data: DataOpt = None,
         store.open(run_id)
         if not yes and not typer.confirm(f"delete run {run_id}?"):
             raise typer.Exit(1)
-        with store.lock(run_id, wait=False):
-            store.delete(run_id)
+        store.delete(run_id)
     except (ValueError, FileNotFoundError, RunNotFoundError, RunLockedError) as exc:
         _fail(str(exc))
     typer.echo(f"deleted {run_id}")

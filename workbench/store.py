@@ -188,8 +188,11 @@ class RunStore:
         return df
 
     def delete(self, run_id: str) -> None:
-        """Remove a run directory (validated to lie inside the root)."""
-        shutil.rmtree(self.open(run_id).path)
+        """Remove a run directory (validated to lie inside the root); a run that another process
+        trains is refused with :class:`RunLockedError`."""
+        path = self.open(run_id).path
+        with self.lock(run_id, wait=False):
+            shutil.rmtree(path)
 
     def exists(self, run_id: str) -> bool:
         """True when ``run_id`` (validated) is a complete run of this store."""

@@ -169,3 +169,25 @@ def test_sigterm_marks_a_cli_training_interrupted_with_its_resume_command(tmp_pa
     assert proc.returncode == 130 and "resume with: workbench train resume" in err
     info = run.status_info()
     assert info["status"] == "interrupted" and "SIGTERM" in info["reason"]
+
+
+def test_a_run_being_trained_cannot_be_deleted(tmp_path):
+    store = RunStore(tmp_path)
+    run = store.create({"kind": "x"})
+    held, done = threading.Event(), threading.Event()
+
+    def train():
+        with store.lock(run.id, wait=False):
+            held.set()
+            done.wait(30)
+
+    holder = threading.Thread(target=train)
+    holder.start()
+    try:
+        assert held.wait(30)
+        with pytest.raises(RunLockedError, match="is being trained by"):
+            store.delete(run.id)
+        assert store.exists(run.id)
+    finally:
+        done.set()
+        holder.join()
