@@ -15,9 +15,11 @@ import json
 import os
 from typing import Any
 
+from workbench.record import Probe, Recorder
 from workbench.store import Run, RunStore
+from workbench.trajectory import ParameterRecorder
 
-__all__ = ["check_target", "jsonable", "open_run"]
+__all__ = ["RecordingCallback", "check_target", "jsonable", "open_run"]
 
 
 def jsonable(obj: Any) -> Any:
@@ -38,3 +40,18 @@ def open_run(data: RunStore | str | os.PathLike | None, config: dict) -> Run:
     :func:`~workbench.store.default_root`), created if new."""
     store = data if isinstance(data, RunStore) else RunStore(data)
     return store.create(jsonable(config))
+
+
+class RecordingCallback:
+    """What both callbacks hold: where to record (``data`` or ``run``), the run's ``config`` and the
+    :class:`~workbench.record.Recorder` options; the framework classes add their hooks on top."""
+
+    def __init__(self, data: RunStore | str | os.PathLike | None = None, *, run: Run | None = None,
+                 config: dict | None = None, probes: dict[str, tuple[Probe, int]] | None = None,
+                 probe_input: Any = None, trajectory_every: int = 0, checkpoint_every: int = 0,
+                 trajectory: ParameterRecorder | None = None):
+        check_target(data, run)
+        self.data, self.run, self.config = data, run, config
+        self.options = {"probes": probes, "probe_input": probe_input, "trajectory_every": trajectory_every,
+                        "checkpoint_every": checkpoint_every, "trajectory": trajectory}
+        self.recorder: Recorder | None = None

@@ -14,22 +14,19 @@ run recorded after the resumed step and records on from there.
 """
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from transformers import TrainerCallback
 
-from workbench.integrations import check_target, jsonable, open_run
-from workbench.record import Probe, Recorder
-from workbench.store import Run, RunStore
-from workbench.trajectory import ParameterRecorder
+from workbench.integrations import RecordingCallback, jsonable, open_run
+from workbench.record import Recorder
 
 RENAME = {"loss": "train_loss", "eval_loss": "test_loss", "eval_accuracy": "test_acc", "learning_rate": "lr"}
 SUMMARY_KEY = "train_runtime"  # the Trainer's end-of-training summary log, not a per-step metric
 CHECKED = ("loss", "eval_loss")
 
 
-class WorkbenchCallback(TrainerCallback):
+class WorkbenchCallback(RecordingCallback, TrainerCallback):
     """A ``transformers.TrainerCallback`` recording the Trainer's run into a workbench run.
 
     Parameters
@@ -46,16 +43,6 @@ class WorkbenchCallback(TrainerCallback):
     ----------
     run : the :class:`~workbench.store.Run`, once training has begun.
     """
-
-    def __init__(self, data: RunStore | str | os.PathLike | None = None, *, run: Run | None = None,
-                 config: dict | None = None, probes: dict[str, tuple[Probe, int]] | None = None,
-                 probe_input: Any = None, trajectory_every: int = 0, checkpoint_every: int = 0,
-                 trajectory: ParameterRecorder | None = None):
-        check_target(data, run)
-        self.data, self.run, self.config = data, run, config
-        self.options = {"probes": probes, "probe_input": probe_input, "trajectory_every": trajectory_every,
-                        "checkpoint_every": checkpoint_every, "trajectory": trajectory}
-        self.recorder: Recorder | None = None
 
     def on_train_begin(self, args: Any, state: Any, control: Any, model: Any = None, optimizer: Any = None,
                        **kwargs: Any) -> None:

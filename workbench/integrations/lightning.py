@@ -13,7 +13,6 @@ after the resumed step and records on from there.
 """
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import torch
@@ -23,13 +22,11 @@ try:
 except ImportError:  # the standalone package
     from pytorch_lightning import Callback
 
-from workbench.integrations import check_target, jsonable, open_run
-from workbench.record import Probe, Recorder
-from workbench.store import Run, RunStore
-from workbench.trajectory import ParameterRecorder
+from workbench.integrations import RecordingCallback, jsonable, open_run
+from workbench.record import Recorder
 
 
-class WorkbenchCallback(Callback):
+class WorkbenchCallback(RecordingCallback, Callback):
     """A Lightning ``Callback`` recording the Trainer's run into a workbench run.
 
     Parameters
@@ -48,16 +45,6 @@ class WorkbenchCallback(Callback):
     ----------
     run : the :class:`~workbench.store.Run`, once training has begun.
     """
-
-    def __init__(self, data: RunStore | str | os.PathLike | None = None, *, run: Run | None = None,
-                 config: dict | None = None, probes: dict[str, tuple[Probe, int]] | None = None,
-                 probe_input: Any = None, trajectory_every: int = 0, checkpoint_every: int = 0,
-                 trajectory: ParameterRecorder | None = None):
-        check_target(data, run)
-        self.data, self.run, self.config = data, run, config
-        self.options = {"probes": probes, "probe_input": probe_input, "trajectory_every": trajectory_every,
-                        "checkpoint_every": checkpoint_every, "trajectory": trajectory}
-        self.recorder: Recorder | None = None
 
     def on_train_start(self, trainer: Any, pl_module: Any) -> None:
         cls = type(pl_module)

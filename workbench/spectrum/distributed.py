@@ -20,7 +20,7 @@ from workbench.spectrum.eigen import (
     LayerEvals,
     NonFiniteWeights,
     exact_layer_evals,
-    layer_evals,
+    layer_evals_or_skip,
     single_threaded_blas,
 )
 from workbench.spectrum.layers import LayerMatrices
@@ -51,12 +51,7 @@ def client_for(scheduler):
 def _task(reader: TensorReader, lay: LayerMatrices, precision: str, skip_nonfinite: bool
           ) -> LayerEvals | NonFiniteWeights:
     with single_threaded_blas(), torch_threads(1):
-        try:
-            return layer_evals(reader, lay, precision)
-        except NonFiniteWeights as exc:
-            if skip_nonfinite:
-                return exc
-            raise
+        return layer_evals_or_skip(reader, lay, precision, skip_nonfinite)
 
 
 def _exact_task(reader: TensorReader, lay: LayerMatrices) -> torch.Tensor:

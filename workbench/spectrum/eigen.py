@@ -183,8 +183,9 @@ def exact_layer_evals(reader: TensorReader, lay: LayerMatrices, device: str | to
     return _exact(mats, lay.name, lay.scale, torch.device(device), svd=False)
 
 
-def _cpu_task(reader: TensorReader, lay: LayerMatrices, precision: str, skip_nonfinite: bool
-              ) -> LayerEvals | NonFiniteWeights:
+def layer_evals_or_skip(reader: TensorReader, lay: LayerMatrices, precision: str, skip_nonfinite: bool
+                        ) -> LayerEvals | NonFiniteWeights:
+    """:func:`layer_evals`, or with ``skip_nonfinite`` the :class:`NonFiniteWeights` it raised, to report."""
     try:
         return layer_evals(reader, lay, precision)
     except NonFiniteWeights as exc:
@@ -197,7 +198,7 @@ def _layers_evals_cpu(reader, lays, precision, pool, skip_nonfinite, on_done):
     order = sorted(range(len(lays)), key=lambda k: -lays[k].cost)
     out: list = [None] * len(lays)
     with single_threaded_blas():
-        for k, res in zip(order, pool.map(lambda k: _cpu_task(reader, lays[k], precision, skip_nonfinite), order)):
+        for k, res in zip(order, pool.map(lambda k: layer_evals_or_skip(reader, lays[k], precision, skip_nonfinite), order)):
             out[k] = res
             on_done()
     return out
