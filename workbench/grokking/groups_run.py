@@ -1,7 +1,8 @@
 """The finite-group run behind ``workbench train groups``: a word task, the Li² model or the MLP, irrep probes.
 
 A validated flat config → :class:`~workbench.tasks.groups.GroupTask`, model, optimizer (AdamW,
-Muon or Grokfast-wrapped AdamW), :func:`workbench.train.fit` with :func:`group_probe` every
+Muon or Grokfast-wrapped AdamW), :func:`workbench.train.fit` with :func:`group_probe` (the Li² model:
+:func:`~workbench.grokking.li2_stages.li2_probe`, which adds the ``G_F`` structure) every
 ``probe_every`` steps; at the end the run's attrs get the final ``key_irreps``
 (:func:`run_key_irreps`: from the neurons), their ``key_irrep_fraction`` of the non-trivial
 embedding energy, and ``embedding_key_irreps`` (:func:`key_irreps`).
@@ -21,6 +22,7 @@ import torch
 
 from workbench.grokking.groups_measures import group_probe, irrep_energy, key_irreps, run_key_irreps
 from workbench.grokking.li2 import Li2MLP
+from workbench.grokking.li2_stages import detect_li2_stages, li2_probe
 from workbench.grokking.mlp import MLP
 from workbench.optim.grokfast import Grokfast
 from workbench.optim.muon import Muon
@@ -119,7 +121,9 @@ def train_groups(config: GroupsConfig | dict, store: RunStore | str | os.PathLik
     -------
     The :class:`Run`: ``metrics()`` has ``train_loss, test_loss, train_acc, test_acc`` and the
     probe's ``irrep_energy, key_irrep_fraction, restricted_loss, excluded_loss, ...``; ``attrs``
-    has ``key_irreps`` (final model, :func:`key_irreps` rule) and ``key_irrep_fraction``.
+    has ``key_irreps`` (final model, :func:`run_key_irreps` rule), ``key_irrep_fraction`` and, for the
+    Li² model (whose probe adds the ``G_F`` structure, :func:`~workbench.grokking.li2_stages.li2_probe`),
+    ``li2_stages`` (:func:`~workbench.grokking.li2_stages.detect_li2_stages`).
     """
     config = GroupsConfig.from_dict(config) if isinstance(config, dict) else config
     if not isinstance(config, GroupsConfig):
@@ -127,13 +131,17 @@ def train_groups(config: GroupsConfig | dict, store: RunStore | str | os.PathLik
     run = _store(store).create(config.to_run_config())
     task = build_group_task(run.config["task"])
     model = build_groups_model(run.config["model"], config.seed)
+    probe = li2_probe if isinstance(model, Li2MLP) else group_probe
     fit(model, task, config.make_optimizer(model), config.steps, run=run,
-        probes={"groups": (group_probe, config.probe_every)}, eval_every=config.eval_every,
+        probes={"groups": (probe, config.probe_every)}, eval_every=config.eval_every,
         checkpoint_every=config.checkpoint_every, trajectory_every=config.trajectory_every,
         batch_size=config.batch_size, seed=config.seed, resume=resume, progress=progress)
     keys = run_key_irreps(model, task.G)
     E = irrep_energy(model, task.G).isel(irrep=slice(1, None))
     frac = float(E.sel(irrep=keys).sum() / E.sum()) if keys else 0.0
-    run.set_attrs({"key_irreps": keys, "key_irrep_fraction": frac, "embedding_key_irreps": key_irreps(model, task.G),
-                   "group": task.group, "word": task.word})
+    attrs = {"key_irreps": keys, "key_irrep_fraction": frac, "embedding_key_irreps": key_irreps(model, task.G),
+             "group": task.group, "word": task.word}
+    if isinstance(model, Li2MLP):
+        attrs["li2_stages"] = detect_li2_stages(run.metrics("groups"))
+    run.set_attrs(attrs)
     return run

@@ -30,11 +30,14 @@ References
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 import xarray as xr
 
+from workbench.grokking.groups_measures import group_probe
 from workbench.grokking.li2 import ACTIVATIONS, PAPER, Li2MLP, li2_loss
 from workbench.validation import check_range
 
@@ -48,9 +51,10 @@ def gradient_structure(model: Li2MLP, x: torch.Tensor, y: torch.Tensor, loss: st
     """
     with torch.no_grad():
         Fh = ACTIVATIONS[model.activation](model.hidden_pre(x)).double()
-    Fh.requires_grad_(True)
-    out = Fh @ model.V.weight.detach().double().T
-    (G,) = torch.autograd.grad(li2_loss(out, y, loss), Fh)
+    with torch.enable_grad():  # probes run under no_grad
+        Fh.requires_grad_(True)
+        out = Fh @ model.V.weight.detach().double().T
+        (G,) = torch.autograd.grad(li2_loss(out, y, loss), Fh)
     Fh = Fh.detach()
     Yc = F.one_hot(y, model.p).double() - 1.0 / model.p
     P = Yc @ (Yc.T @ Fh)
@@ -61,6 +65,12 @@ def gradient_structure(model: Li2MLP, x: torch.Tensor, y: torch.Tensor, loss: st
     off = (K.abs().sum() - K.diagonal().abs().sum()) / max(K.shape[0] * (K.shape[0] - 1), 1)
     return xr.Dataset({"gf_norm": float(G.norm()), "gf_alignment": align,
                        "feature_coupling": float(off / diag.clamp_min(1e-300))}, attrs={"reference": PAPER})
+
+
+def li2_probe(model: Li2MLP, task: Any) -> xr.Dataset:
+    """:func:`~workbench.grokking.groups_measures.group_probe` plus :func:`gradient_structure` on the
+    training pairs (cross-entropy, the loss of ``workbench train groups``): what a Li² groups run records."""
+    return group_probe(model, task).merge(gradient_structure(model, task.train_x, task.train_y, "ce"))
 
 
 def detect_li2_stages(ds: xr.Dataset, *, rise: float = 0.8, drop: float = 0.2) -> dict:

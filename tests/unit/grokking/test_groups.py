@@ -157,6 +157,8 @@ def test_quick_d5_run_groks_on_selective_neurons(tmp_path):
     assert float(E.sel(irrep="1")) < 0.05 * float(E.sum())  # the trivial class is cleaned up
     assert float(probe.selective_share[-1]) >= 0.8 > float(probe.selective_share[0])
     assert float(probe.mean_concentration[-1]) >= 0.85
+    assert float(probe.gf_alignment.max()) > 0.3 > abs(float(probe.gf_alignment[0]))  # G_F over training
+    assert run.attrs["li2_stages"]["boundaries"]["t1"] is not None
 
 
 def test_sweep_point_over_group_frac_optimizer(tmp_path):
