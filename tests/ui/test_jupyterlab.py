@@ -38,6 +38,18 @@ EXPLORER_JS = """() => {
 }"""
 
 
+# Plotly figures rendered by Panel (inside Bokeh's shadow roots, unlike static plotly outputs): trace names.
+PANEL_PLOTS_JS = """() => {
+  const found = [];
+  const walk = (root, shadow) => {
+    if (shadow) root.querySelectorAll('.js-plotly-plot').forEach(gd => found.push((gd.data || []).map(t => t.name)));
+    root.querySelectorAll('*').forEach(el => { if (el.shadowRoot) walk(el.shadowRoot, true); });
+  };
+  walk(document, false);
+  return found;
+}"""
+
+
 def prepare_notebooks(dest):
     """Copy notebooks/ to ``dest``; force ``quick = True`` in the tour (or write a small notebook)."""
     src = REPO / "notebooks"
@@ -105,6 +117,8 @@ def test_tour_notebook_renders_the_run_explorer(jupyter_lab, browser_page, tmp_p
     url, token = jupyter_lab
     page = browser_page
     page.set_default_timeout(TIMEOUT_MS)
+    console: list[str] = []
+    page.on("console", lambda msg: console.append(msg.text) if msg.type in ("error", "warning") else None)
     page.goto(f"{url}/lab/tree/{NOTEBOOK}?token={token}")
     page.locator(".jp-Notebook .jp-Cell").first.wait_for()
     # wait for the kernel, focus the notebook, then Run ▸ Run All Cells from the menu bar
@@ -125,3 +139,14 @@ def test_tour_notebook_renders_the_run_explorer(jupyter_lab, browser_page, tmp_p
     assert found, f"no explorer (widget VBox with a slider and a plotly plot) appeared in the outputs; screenshot: {tmp_path / 'jupyterlab.png'}"
     assert "step" in found["slider"]
     assert len(found["traces"]) == 2 and all(len(t) == 2 and min(t) > 1 for t in found["traces"]), found
+    if (REPO / "notebooks" / NOTEBOOK).exists():  # the tour's last cell: the Grokking page inline
+        deadline, names = time.monotonic() + 60, []
+        while time.monotonic() < deadline and not any("embed_norm" in n for n in names):
+            names = page.evaluate(PANEL_PLOTS_JS)
+            page.wait_for_timeout(500)
+        if not any("embed_norm" in n for n in names):
+            page.screenshot(path=str(tmp_path / "jupyterlab.png"), full_page=True)
+            outputs = page.locator(".jp-OutputArea-output").all_inner_texts()
+        assert any("embed_norm" in n for n in names), \
+            f"GrokkingExplorer did not render inline: {names}; last outputs {outputs[-3:]}; console {console[-5:]}"
+    assert not [m for m in console if "anywidget" in m.lower()], console

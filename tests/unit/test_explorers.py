@@ -106,3 +106,59 @@ def test_empty_run_and_bad_input(store, tmp_path):
         run_explorer("modular-abc")
     with pytest.raises(ValueError, match="no runs"):
         run_explorer(RunStore(tmp_path / "none"))
+
+
+def test_values_are_ordered_and_losses_drawn_on_a_log_axis(tmp_path):
+    from widgets.explorers import ordered
+
+    assert ordered(["zeta", "gini", "test_acc", "restricted_loss", "train_loss", "alpha"]) == [
+        "train_loss", "test_acc", "restricted_loss", "gini", "alpha", "zeta"]
+    store = RunStore(tmp_path)
+    run = store.create({"kind": "grokking", "seed": 0})
+    run.append(metrics([0, 10, 20]).assign(restricted_loss=("step", [3.0, 1.0, 0.01])))
+    ex = RunExplorer(run)
+    assert list(ex.metric_picker.options)[:3] == [ACCURACY, "restricted_loss", "gini"]
+    html = ex.values.value
+    assert html.index("train_loss") < html.index("test_acc") < html.index("restricted_loss") < html.index("gini")
+    ex.metric_picker.value = "restricted_loss"
+    assert ex.metric_fig.layout.yaxis.type == "log"
+    ex.metric_picker.value = "gini"
+    assert ex.metric_fig.layout.yaxis.type == "linear"
+
+
+@pytest.fixture(scope="module")
+def modular_run(tmp_path_factory):
+    from workbench.grokking.modular_run import ModularConfig, train_modular
+
+    store = RunStore(tmp_path_factory.mktemp("explorer_runs"))
+    return train_modular(ModularConfig(p=23, steps=200, checkpoint_every=100, trajectory_every=20), store,
+                         progress=False)
+
+
+def test_lens_explorers_are_the_dashboard_pages_on_a_run(modular_run):
+    """One implementation for both surfaces: the explorers are the page classes, opened on the run."""
+    import panel as pn
+
+    from widgets.apps.koopman import KoopmanPage
+    from widgets.apps.spectrum import SpectrumPage
+    from widgets.explorers import GrokkingExplorer, KoopmanExplorer, RunsExplorer, SpectrumExplorer
+
+    spectrum = SpectrumExplorer(modular_run)
+    assert isinstance(spectrum, SpectrumPage) and isinstance(spectrum, pn.viewable.Viewer)
+    assert spectrum.source == modular_run.id and spectrum.result is not None  # drawn when the cell returns
+    koopman = KoopmanExplorer(modular_run.id, store=modular_run.store)
+    assert isinstance(koopman, KoopmanPage) and "reconstruction error" in koopman._status.object
+    runs = RunsExplorer(modular_run)
+    assert runs.run_id == modular_run.id and runs._loss.object.data
+    with pytest.raises(ValueError, match="no data for GrokkingExplorer"):
+        GrokkingExplorer(modular_run)  # a modular MLP run has no grokking probe
+    assert pn.ipywidget is not None and spectrum.__panel__() is not None
+
+
+def test_superposition_explorer_opens_a_stored_run(tmp_path):
+    from widgets.explorers import SuperpositionExplorer
+    from workbench.superposition import ToyRunConfig, train_toy_run
+
+    run = train_toy_run(ToyRunConfig(sparsity=[0.0, 0.9], n_inits=1, steps=100), RunStore(tmp_path))
+    ex = SuperpositionExplorer(run)
+    assert ex.run_id == run.id and ex._panes["grid"].object is not None
