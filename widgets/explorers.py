@@ -3,8 +3,9 @@
 :class:`GrokkingExplorer`, :class:`SpectrumExplorer`, :class:`KoopmanExplorer`,
 :class:`SuperpositionExplorer` and :class:`RunsExplorer` *are* the dashboard's page classes
 (``pn.viewable.Viewer``s, one implementation for both surfaces), opened on a run: the last
-expression of a cell displays them, and ``pn.ipywidget(explorer)`` makes one an ipywidget where a
-notebook composes ipywidgets. Their work runs inline (a cell returns once the view is drawn).
+expression of a cell displays them; with ``jupyter_bokeh`` installed, ``pn.ipywidget(explorer)``
+makes one an ipywidget where a notebook composes ipywidgets. Their work runs inline (a cell returns
+once the view is drawn).
 
 :class:`RunExplorer` (:func:`run_explorer`) is an ipywidgets view: controls driving plotly
 ``FigureWidget``s; the figures come from the same builders (``widgets.plots``), re-called when a

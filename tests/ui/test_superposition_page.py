@@ -9,6 +9,7 @@ import pytest
 from tests.ui.conftest import serving
 from tests.ui.test_runs_page import wait_for_points
 from widgets.apps import superposition as app
+from widgets.plots.empty import is_empty
 from workbench.store import RunStore
 from workbench.superposition import phase_diagram
 
@@ -41,7 +42,7 @@ def test_page_logic_without_browser(sup_root):
     page = app.SuperpositionPage(RunStore(sup_root), steps=300, threaded=False)
     page.start_training()
     page.start_phase_diagram()
-    assert page._panes["grid"].object is not None and page._panes["phase"].object is not None
+    assert not is_empty(page._panes["grid"].object) and not is_empty(page._panes["phase"].object)
     assert not page._training.busy and page._errors.object == ""
     heat = page._panes["phase"].object.data[0]
     assert heat.z.shape == (4, 4) and "W=[" in heat.text[0][0]   # hover carries the cell's W

@@ -8,6 +8,7 @@ import xarray as xr
 
 from widgets.explorers import ACCURACY, RunExplorer, run_explorer
 from widgets.plots import accuracy_curves, loss_curves
+from widgets.plots.empty import is_empty
 from workbench.store import RunStore
 
 
@@ -152,7 +153,7 @@ def test_lens_explorers_are_the_dashboard_pages_on_a_run(modular_run):
     assert runs.run_id == modular_run.id and runs._loss.object.data
     with pytest.raises(ValueError, match="no data for GrokkingExplorer"):
         GrokkingExplorer(modular_run)  # a modular MLP run has no grokking probe
-    assert pn.ipywidget is not None and spectrum.__panel__() is not None
+    assert isinstance(spectrum.__panel__(), pn.Column)
 
 
 def test_superposition_explorer_opens_a_stored_run(tmp_path):
@@ -161,4 +162,4 @@ def test_superposition_explorer_opens_a_stored_run(tmp_path):
 
     run = train_toy_run(ToyRunConfig(sparsity=[0.0, 0.9], n_inits=1, steps=100), RunStore(tmp_path))
     ex = SuperpositionExplorer(run)
-    assert ex.run_id == run.id and ex._panes["grid"].object is not None
+    assert ex.run_id == run.id and not is_empty(ex._panes["grid"].object)

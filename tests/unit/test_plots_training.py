@@ -7,6 +7,7 @@ import pytest
 import xarray as xr
 
 from widgets.plots import accuracy_curves, curve_variables, loss_curves, metric_curves
+from widgets.plots.empty import is_empty
 
 
 def metrics(n: int = 6) -> xr.Dataset:
@@ -64,6 +65,7 @@ def test_empty_metrics_give_an_annotated_empty_figure():
     fig = loss_curves(empty)
     assert len(fig.data) == 0
     assert "no metrics" in fig.layout.annotations[0].text
+    assert fig.layout.xaxis.visible is False  # an empty state, not invented axes
 
 
 def test_metric_curves_and_bad_input():
@@ -71,7 +73,7 @@ def test_metric_curves_and_bad_input():
     assert curve_variables(ds) == ["train_loss", "test_loss", "train_acc", "test_acc", "gini", "lr"]
     fig = metric_curves(ds, ["lr"], log_y=True)
     np.testing.assert_allclose(fig.data[0].y, 1e-3)
-    assert len(metric_curves(ds, ["gini"]).data[0].x) == 0  # all-NaN: nothing drawn
+    assert is_empty(metric_curves(ds, ["gini"]))  # all-NaN: an empty state, nothing drawn
     with pytest.raises(ValueError, match="nope.*available"):
         metric_curves(ds, ["nope"])
     with pytest.raises(TypeError, match="xarray.Dataset"):

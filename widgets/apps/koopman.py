@@ -157,7 +157,8 @@ class KoopmanPage(pn.viewable.Viewer):
         busy = self._job.param.busy
         self._status = pn.pane.Markdown(pn.bind(status_line, self.param.run_id, self.param.summary, busy,
                                                 self._job.param.error), sizing_mode="stretch_width")
-        self._panes = {k: pn.pane.Plotly(None, height=h, sizing_mode="stretch_width", name=k, loading=busy)
+        self._panes = {k: pn.pane.Plotly(empty_figure("computing …"), height=h, sizing_mode="stretch_width", name=k,
+                                         loading=busy)
                        for k, h in (("eigs", 480), ("windows", 520), ("modes", 320))}
         self.param.run_id.objects = koopman_runs(store)
         if not self.param.run_id.objects:

@@ -27,6 +27,7 @@ import xarray as xr
 from widgets.apps import require_store
 from widgets.apps.background import Background
 from widgets.apps.url import sync_url
+from widgets.plots.empty import empty_figure
 from widgets.plots.superposition import (
     dimensionality_scatter,
     feature_directions,
@@ -41,6 +42,8 @@ PHASE_GRID = {"n_features": 2, "n_hidden": 1, "densities": np.geomspace(0.01, 1,
               "importance_ratios": np.geomspace(0.1, 10, 16), "n_inits": 3, "steps": 1000, "seed": 0}
 _phase_lock = threading.Lock()  # one phase-diagram computation per server, however many sessions
 CONTROLS = ["n_features", "n_hidden", "max_sparsity", "importance_decay", "steps"]
+WAITING = {"phase": "no phase diagram in this data root yet: press Compute phase diagram",
+           **dict.fromkeys(("grid", "polygon", "dims"), "press Train models (or pick a stored run) to train toy models")}
 CLI = ToyRunConfig()  # `workbench train superposition`'s defaults: inits per sparsity, steps, batch, lr
 
 
@@ -139,7 +142,7 @@ class SuperpositionPage(pn.viewable.Viewer):
         self.store = require_store(store)
         super().__init__(**params)
         self._training, self._phase = Background(threaded=threaded), Background(threaded=threaded)
-        self._panes = {k: pn.pane.Plotly(None, height=h, sizing_mode="stretch_width", name=k,
+        self._panes = {k: pn.pane.Plotly(empty_figure(WAITING[k]), height=h, sizing_mode="stretch_width", name=k,
                                          loading=(self._phase if k == "phase" else self._training).param.busy)
                        for k, h in (("grid", 440), ("polygon", 320), ("dims", 420), ("phase", 460))}
         self._status = pn.pane.Markdown("Press **Train models** to train toy models with these settings.",

@@ -9,6 +9,8 @@ import numpy as np
 import plotly.graph_objects as go
 import xarray as xr
 
+from .empty import empty_figure
+
 __all__ = ["accuracy_curves", "curve_variables", "loss_curves", "metric_curves"]
 
 LOSS_VARS = ("train_loss", "test_loss")
@@ -71,16 +73,16 @@ def metric_curves(ds: xr.Dataset, variables: list[str] | tuple[str, ...], *, tit
     wrong = [v for v in variables if v not in available]
     if wrong:
         raise ValueError(f"variables {wrong} are not 1-D numeric series along 'step'")
-    fig = go.Figure([_trace(ds, v, log_x) for v in variables])
+    traces = [_trace(ds, v, log_x) for v in variables]
+    if not any(len(t.x) for t in traces):
+        return empty_figure("no metrics recorded yet", title=title)
+    fig = go.Figure(traces)
     fig.update_layout(title=title, template="plotly_white", margin={"l": 60, "r": 20, "t": 50, "b": 50},
                       legend={"orientation": "h", "y": -0.2}, hovermode="x unified", uirevision="keep")
     fig.update_xaxes(title="step", type="log" if log_x else "linear")
     fig.update_yaxes(title=y_title, type="log" if log_y else "linear")
     if marker_step is not None:
         fig.add_vline(x=marker_step, line={"color": "gray", "dash": "dash", "width": 1})
-    if not any(len(t.x) for t in fig.data):
-        fig.add_annotation(text="no metrics recorded yet", showarrow=False, xref="paper", yref="paper",
-                           x=0.5, y=0.5)
     return fig
 
 
