@@ -75,6 +75,7 @@ def write_manifest(vdir: Path) -> None:
 
 
 def has_manifest(vdir: Path) -> bool:
+    """True when the version directory `vdir` has its manifest (its write completed)."""
     return manifest_path(vdir).is_file()
 
 

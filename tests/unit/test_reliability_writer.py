@@ -81,7 +81,7 @@ def test_two_identical_trainings_at_once_end_with_one_consistent_history(tmp_pat
                               stderr=subprocess.PIPE, text=True, env=ENV) for extra in ([], [], ["--wait"])]
     outs = [p.communicate(timeout=600) for p in procs]
     codes = [p.returncode for p in procs]
-    assert codes[2] == 0 and codes.count(0) >= 2 and set(codes) <= {0, 2}, (codes, outs)
+    assert codes[2] == 0 and set(codes[:2]) <= {0, 2}, (codes, outs)  # the waiting one always trains or finds it done
     for code, (_, err) in zip(codes, outs, strict=True):
         if code == 2:
             assert "is being trained by pid" in err
