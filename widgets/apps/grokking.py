@@ -117,7 +117,7 @@ class GrokkingPage(pn.viewable.Viewer):
         self._status = pn.pane.Markdown("", sizing_mode="stretch_width")
         self._curves = pn.pane.Plotly(None, height=320, sizing_mode="stretch_width", name="curves")
         self._panes = {k: pn.pane.Plotly(None, height=h, sizing_mode="stretch_width", name=k)
-                       for k, h in (("spectrum", 320), ("clusters", 320), ("heatmap", 360), ("progress", 600))}
+                       for k, h in (("spectrum", 320), ("clusters", 320), ("heatmap", 360), ("progress", 680))}
         self._slider = pn.widgets.IntSlider(label="step", start=0, end=1, value=0, sizing_mode="stretch_width")
         pn.bind(self._set_step, self._slider.param.value_throttled, watch=True)
         self.refresh_runs()  # selecting a run draws it

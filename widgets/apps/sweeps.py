@@ -35,11 +35,16 @@ def sweep_options(store: RunStore) -> list[str]:
 
 
 def sweep_figure(store: RunStore, sweep_id: str, var: str = DEFAULT_VAR) -> tuple[go.Figure, xr.Dataset]:
-    """The heatmap of ``var`` for ``sweep_id`` (first two grid axes; others at their first value)."""
+    """The heatmap of ``var`` for ``sweep_id``, and the sweep's Dataset."""
     ds = load_sweep(store, sweep_id)
+    return heatmap_of(ds, var), ds
+
+
+def heatmap_of(ds: xr.Dataset, var: str) -> go.Figure:
+    """The heatmap of ``var`` (first two grid axes; others at their first value)."""
     extra = list(ds["run_id"].dims)[2:]
     view = ds.isel({d: 0 for d in extra}) if extra else ds
-    return sweep_heatmap(view, var if var in sweep_variables(view) else default_variable(view)), ds
+    return sweep_heatmap(view, var if var in sweep_variables(view) else default_variable(view))
 
 
 def default_variable(ds: xr.Dataset) -> str:
@@ -119,10 +124,11 @@ class SweepBrowser(pn.viewable.Viewer):
         if list(self.param.var.objects) != names:
             self.param.var.objects = names
             if self.var not in names or not bool(ds[self.var].notnull().any()):
-                self.var = default_variable(ds)  # redraws through this watcher
-                return
-        fig, ds = sweep_figure(self.store, self.sweep_id, self.var)
-        self._heatmap.object = fig
+                var = default_variable(ds)
+                if var != self.var:
+                    self.var = var  # redraws through this watcher
+                    return
+        self._heatmap.object = heatmap_of(ds, self.var)
         self._status = ds.attrs.get("status")
         done = int((ds.status == "done").sum())
         self._info.object = (f"**{ds.sweep_id}** · task `{ds.task}` · status `{self._status}` · "

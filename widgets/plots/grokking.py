@@ -132,7 +132,7 @@ def progress_measures(ds: xr.Dataset, step: int | None = None, phases: dict | No
     Every subplot has its own axis titles and its own legend (top right of the subplot).
     """
     fig = make_subplots(rows=2, cols=2, subplot_titles=[t for _, t, _, _ in PROGRESS_PANELS],
-                        vertical_spacing=0.16, horizontal_spacing=0.1)
+                        vertical_spacing=0.22, horizontal_spacing=0.1)
     for i, ((r, c), _, y_title, names) in enumerate(PROGRESS_PANELS):
         legend = "legend" if i == 0 else f"legend{i + 1}"
         for var in names:
@@ -150,7 +150,7 @@ def progress_measures(ds: xr.Dataset, step: int | None = None, phases: dict | No
     _shade(fig, ds, phases, row="all", col="all")
     if step is not None:
         fig.add_vline(x=step, line_dash="dash", line_color="black", row="all", col="all")
-    fig.update_layout(height=640, template="plotly_white", title="Progress measures")
+    fig.update_layout(height=680, template="plotly_white", title="Progress measures")
     return fig
 
 
