@@ -7,7 +7,8 @@ intervals of alpha; Dask tasks per layer), :func:`esd`, :func:`fit_power_law` (C
 over-training measures (:func:`delta_rank`, :func:`make_spectrum_probe`), the spectra of
 ΔW = W_t − W_0 over a run (:func:`delta_spectrum`, Boix-Adsera et al. 2023) with the gradual-rank
 toy (:func:`gradual_rank_toy`), KappaTune's selection by condition number (:func:`kappa_select`)
-and the compressibility of the weights (:func:`compressibility`, MoMos). Fast paths beside their
+and the compressibility of the weights (:func:`compressibility`) with MoMos' motif projection
+(:func:`motif_project`, :func:`project_model_`). Fast paths beside their
 references: the ctypes LAPACK eigensolver (:mod:`~workbench.spectrum.lapack`), batched Gram
 eigenvalues (:mod:`~workbench.spectrum.gram_eigvalsh`) and the Triton power-law fit
 (:mod:`~workbench.spectrum.power_law_kernel`). The guide: docs/spectrum.md.
@@ -29,6 +30,7 @@ from workbench.spectrum.fit import fit_power_law
 from workbench.spectrum.kappa import kappa_select
 from workbench.spectrum.marchenko_pastur import mp_density, mp_spikes
 from workbench.spectrum.metrics import METRICS, effective_rank
+from workbench.spectrum.motifs import motif_k, motif_project, project_model_
 from workbench.spectrum.over_training import (
     as_probe_dataset,
     delta_rank,
@@ -43,6 +45,6 @@ __all__ = [
     "METRICS", "SKIPPED_VARS", "WeightsError", "analyze", "as_probe_dataset", "bootstrap_alpha", "compressibility",
     "compression_ratio", "delta_rank", "delta_spectrum", "effective_rank", "esd", "fit_power_law",
     "gradual_rank_toy", "kappa_select", "layer_esds", "make_compressibility_probe", "make_delta_probe",
-    "make_spectrum_probe", "mp_density", "mp_spikes", "open_weights", "power_law_batch", "skipped_table",
-    "spectrum_probe", "summary_table", "write_result",
+    "make_spectrum_probe", "motif_k", "motif_project", "mp_density", "mp_spikes", "open_weights",
+    "power_law_batch", "project_model_", "skipped_table", "spectrum_probe", "summary_table", "write_result",
 ]

@@ -48,3 +48,26 @@ def test_bad_input():
         compressibility(nn.Linear(2, 2), layers="nothing")
     with pytest.raises(ValueError, match="nothing to compress"):
         compression_ratio(b"", "gzip")
+
+
+def test_motif_projection_known_answers():
+    from workbench.spectrum import motif_project, project_model_
+
+    gen = torch.Generator().manual_seed(0)
+    w = torch.randn(50, 8, generator=gen)  # 100 blocks of 4
+    p, stats = motif_project(w, 4, 5, generator=torch.Generator().manual_seed(1))
+    blocks = p.reshape(-1, 4)
+    assert p.shape == w.shape and len(torch.unique(blocks, dim=0)) <= 5
+    assert (blocks == 0).all(1).any()  # the zero motif
+    # every block went to its nearest motif: no motif is closer than the one chosen
+    motifs = torch.unique(blocks, dim=0)
+    d = torch.cdist(w.reshape(-1, 4), motifs)
+    np.testing.assert_allclose(((w.reshape(-1, 4) - blocks) ** 2).sum(1).sqrt(), d.min(1).values, rtol=1e-6)
+    np.testing.assert_allclose(stats["distortion"], float(((w - p) ** 2).sum()), rtol=1e-6)
+    assert torch.equal(motif_project(w, 4, 100, force_zero=False)[0], w)  # k = n_blocks: every block is a motif
+    odd, _ = motif_project(torch.arange(1.0, 8.0), 4, 1)  # one motif (zero), 7 values padded to 8
+    assert torch.equal(odd, torch.zeros(7))
+    model = nn.Linear(64, 64)
+    before = compressibility(model, codecs=("gzip",)).ratio.item()
+    out = project_model_(model, 4, capacity=0.01, generator=gen)
+    assert out["k"] == 10 and compressibility(model, codecs=("gzip",)).ratio.item() > 3 * before
