@@ -1,0 +1,4 @@
+"""``python -m workbench.cli``."""
+from workbench.cli import main
+
+main()
