@@ -40,7 +40,6 @@ import numpy as np
 import pandas as pd
 import torch
 import xarray as xr
-import zarr
 
 from workbench.artifacts import Artifacts, atomic_write_bytes, atomic_write_json
 from workbench.checkpoint_io import (
@@ -58,12 +57,11 @@ from workbench.integrity import (
     has_manifest,
     manifest_path,
     manifest_problems,
-    row_crcs,
-    verified_rows,
     version_dirs,
     write_manifest,
 )
 from workbench.runlock import RunLockedError, owner_of, run_lock, writer_alive
+from workbench.traj_file import TrajectoryFile
 
 __all__ = ["CheckpointError", "Run", "RunDamagedError", "RunLockedError", "RunNotFoundError", "RunStore",
            "atomic_write_json", "default_root", "run_id_for"]
@@ -71,8 +69,6 @@ __all__ = ["CheckpointError", "Run", "RunDamagedError", "RunLockedError", "RunNo
 RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 GROUP = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 DEFAULT_ROOT = Path("data/runs")
-TRAJ_CHUNK_PARAMS = 2**20  # columns per stored trajectory chunk (4 MiB of float32)
-TRAJ_READ_BYTES = 2**27  # target size of one lazily read block of the trajectory
 
 
 class RunNotFoundError(KeyError):
@@ -241,6 +237,7 @@ class Run:
     def __init__(self, store: RunStore, run_id: str):
         self.store, self.id = store, run_id
         self.path = store._path(run_id)
+        self._trajectory = TrajectoryFile(self.path / "traj.zarr", run_id)
 
     def __repr__(self) -> str:
         return f"Run({self.id!r}, status={self.state.get('status')!r}, step={self.state.get('step')})"
@@ -372,9 +369,7 @@ class Run:
             ds = self._read_group(group)
             if ds is not None and int(ds.step.max()) > max_step:
                 self._write_group(self._group_dir(group), ds.sel(step=ds.step <= max_step))
-        if (self.path / "traj.zarr").exists():
-            steps = self._traj_steps()
-            atomic_write_json(self.path / "traj.zarr" / "COMMITTED", int((steps <= max_step).sum()))
+        self._trajectory.truncate(max_step)
 
     @staticmethod
     def _write_group(gdir: Path, ds: xr.Dataset) -> None:
@@ -424,52 +419,14 @@ class Run:
             gone.append(path)
         return gone
 
-    # -- parameter trajectory ------------------------------------------------------------------
-    def _traj_committed(self) -> int:
-        """Rows of ``traj.zarr`` that exist: rows past this count may be half-written (a resized
-        array's fill value 0, or a stale step from before a truncation)."""
-        return json.loads((self.path / "traj.zarr" / "COMMITTED").read_text())
-
-    def _traj_steps(self) -> np.ndarray:
-        """Steps of the committed rows only (:meth:`_traj_committed`)."""
-        return zarr.open_group(self.path / "traj.zarr", mode="r")["step"][: self._traj_committed()]
-
+    # -- parameter trajectory (storage: workbench.traj_file) ------------------------------------
     def append_trajectory(self, step: int, vector: torch.Tensor | np.ndarray, attrs: dict | None = None) -> None:
-        """Append one row ``vector`` (n_param,) at ``step`` to ``traj.zarr``; each row is stored in
-        chunks of ``TRAJ_CHUNK_PARAMS`` columns, so parameter slices can be read without whole rows,
-        with the CRC-32 of each chunk in ``crc`` (checked by :meth:`trajectory`)."""
-        vec = np.asarray(vector.detach().cpu() if isinstance(vector, torch.Tensor) else vector, dtype=np.float32)
-        tdir = self.path / "traj.zarr"
-        if not tdir.exists():
-            g = zarr.open_group(tdir, mode="w", attributes=attrs or {})
-            g.create_array("values", shape=(0, vec.size), chunks=(1, min(vec.size, TRAJ_CHUNK_PARAMS)),
-                           dtype="float32")
-            g.create_array("step", shape=(0,), chunks=(4096,), dtype="int64")
-            n_chunks = -(-vec.size // min(vec.size, TRAJ_CHUNK_PARAMS))
-            g.create_array("crc", shape=(0, n_chunks), chunks=(4096, n_chunks), dtype="uint32")
-            atomic_write_json(tdir / "COMMITTED", 0)
-        g = zarr.open_group(tdir, mode="r+")
-        n = self._traj_committed()
-        values, steps = g["values"], g["step"]
-        if values.shape[1] != vec.size:
-            raise ValueError(f"trajectory rows have {values.shape[1]} params, got a vector of {vec.size}")
-        # each array on its own: a process killed between the two resizes leaves them unequal
-        if values.shape[0] < n + 1:
-            values.resize((n + 1, vec.size))
-        if steps.shape[0] < n + 1:
-            steps.resize((n + 1,))
-        values[n] = vec
-        steps[n] = step
-        if "crc" in g:  # (trajectories recorded before checksums have none)
-            crc = g["crc"]
-            if crc.shape[0] < n + 1:
-                crc.resize((n + 1, crc.shape[1]))
-            crc[n] = row_crcs(vec, values.chunks[1])
-        atomic_write_json(tdir / "COMMITTED", n + 1)  # the row exists only once this lands
+        """Append one row ``vector`` (n_param,) at ``step`` (:meth:`TrajectoryFile.append`)."""
+        self._trajectory.append(step, vector, attrs)
 
     def has_trajectory(self) -> bool:
         """True when the run recorded a parameter trajectory."""
-        return (self.path / "traj.zarr" / "COMMITTED").exists()
+        return self._trajectory.exists()
 
     def trajectory(self) -> xr.DataArray:
         """Recorded parameters as a lazy (dask) DataArray with dims (``step``, ``param``).
@@ -479,26 +436,7 @@ class Run:
         is checked against the rows' CRC-32 as it is read, and the steps must increase: a lost or
         damaged chunk raises :class:`RunDamagedError` instead of reading as zeros.
         """
-        import dask.array as da
-
-        tdir = self.path / "traj.zarr"
-        if not tdir.exists():
-            raise FileNotFoundError(f"run {self.id} has no parameter trajectory (train with trajectory_every > 0)")
-        g = zarr.open_group(tdir, mode="r")
-        n = self._traj_committed()
-        values = g["values"]
-        width = values.chunks[1]
-        rows = max(1, min(n, TRAJ_READ_BYTES // (4 * width)))
-        lazy = da.from_zarr(values, chunks=(rows, width))[:n]
-        steps = g["step"][:n]
-        if n > 1 and not (np.diff(steps) > 0).all():
-            raise RunDamagedError(f"run {self.id}: trajectory steps are out of order or lost (a missing chunk reads "
-                                  f"as step 0); `workbench runs check {self.id}` says what to do")
-        if "crc" in g:
-            lazy = verified_rows(lazy, g["crc"][:n], steps, width, self.id)
-        return xr.DataArray(lazy, dims=("step", "param"),
-                            coords={"step": steps, "param": np.arange(values.shape[1])},
-                            name="trajectory", attrs=dict(g.attrs))
+        return self._trajectory.read()
 
     # -- checkpoints (files and verification: workbench.checkpoint_io) ------------------------
     def checkpoint_steps(self) -> list[int]:

@@ -16,7 +16,7 @@ LENSES = ("grokking", "superposition", "spectrum", "koopman")
 LAYERS: list[tuple[str, ...]] = [
     ("validation", "device", "parallel", "serialization", "backend", "trajectory", "tasks", "optim",
      "registry"),
-    ("store", "artifacts", "checkpoint_io", "integrity", "runlock", "run_check"),
+    ("store", "artifacts", "checkpoint_io", "integrity", "runlock", "run_check", "traj_file"),
     ("record",),
     ("train",),
     LENSES + ("checkpoints",),

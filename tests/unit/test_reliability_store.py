@@ -173,7 +173,7 @@ def test_runs_check_says_what_to_do_for_each_kind_of_damage(tmp_path):
 
 
 def test_a_lost_trajectory_chunk_raises_instead_of_reading_zeros(run, monkeypatch):
-    import workbench.store as store_module
+    import workbench.traj_file as store_module
 
     monkeypatch.setattr(store_module, "TRAJ_CHUNK_PARAMS", 4)
     for step in range(3):

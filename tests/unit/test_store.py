@@ -116,7 +116,7 @@ def test_truncate_ignores_half_written_trajectory_rows(run):
 
 
 def test_trajectory_is_lazy_and_stored_in_parameter_chunks(run, monkeypatch):
-    import workbench.store as store_module
+    import workbench.traj_file as store_module
 
     monkeypatch.setattr(store_module, "TRAJ_CHUNK_PARAMS", 4)
     rows = np.arange(30, dtype=np.float32).reshape(3, 10)
