@@ -57,27 +57,32 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--eval-every", type=int, default=25)
     ap.add_argument("--optimizers", nargs="+", choices=OPTIMIZERS, default=list(OPTIMIZERS))
     ap.add_argument("--muon-lr", type=float, default=0.02)
+    ap.add_argument("--muon-wd", type=float, default=None, help="Muon weight decay (default: the config's)")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     cmd = "python -m benchmarks.muon_table " + " ".join(sys.argv[1:] if argv is None else argv)
     results = {}
+    wd = {} if args.muon_wd is None else {"muon_wd": args.muon_wd}
     for name in args.optimizers:
         steps = []
         for seed in args.seeds:
             if args.model == "transformer":
                 s, secs = steps_to_95(GrokkingConfig(p=args.p, frac=args.frac, optimizer=name, seed=seed,
-                                                     muon_lr=args.muon_lr),
+                                                     muon_lr=args.muon_lr, **wd),
                                       args.max_steps, args.eval_every)
             else:
                 s, secs = li2_steps_to_95(GroupsConfig(group=args.group, frac=args.frac, optimizer=name, seed=seed,
-                                                       steps=args.max_steps, muon_lr=args.muon_lr), args.max_steps, args.eval_every)
+                                                       steps=args.max_steps, muon_lr=args.muon_lr, **wd),
+                                            args.max_steps, args.eval_every)
             print(f"{args.model} {name} seed={seed}: {s if s is not None else '>' + str(args.max_steps)} ({secs:.0f}s)",
                   flush=True)
             steps.append(s)
         results[name] = steps
     setting = (f"Nanda's transformer, p={args.p}, a+b, frac {args.frac}" if args.model == "transformer"
                else f"Li² model (K=512, x², CE), {args.group}, frac {args.frac}")
-    setting += f" (Muon lr {args.muon_lr})" if "muon" in args.optimizers else ""
+    muon_wd = args.muon_wd if args.muon_wd is not None else (GrokkingConfig if args.model == "transformer"
+                                                               else GroupsConfig).muon_wd
+    setting += f" (Muon lr {args.muon_lr}, wd {muon_wd})" if "muon" in args.optimizers else ""
     lines = [f"### {setting}; seeds {args.seeds}, max {args.max_steps} steps, test acc every {args.eval_every}", "",
              (f"Command: `{cmd}` ({time.strftime('%Y-%m-%d %H:%M')}, torch {torch.__version__}, 1 thread, shared "
              "2-core CPU)"), "", "| optimizer | steps to 95 % (per seed) | median | vs AdamW |", "|---|---|---|---|"]
