@@ -4,7 +4,8 @@ Tian (2025)'s experiments train :class:`~workbench.grokking.li2.Li2MLP` with
 
 - the **centred MSE** ``L = mean_n ‖(o_n − mean_c o_n) − (e_{y_n} − 1/M)‖²`` (``loss="mse"``; the
   reference's ``compute_loss``) or cross-entropy (``loss="ce"``);
-- Adam with coupled L2 weight decay (``optimizer="adam"``), AdamW, or Muon on ``W`` (Adam on ``V``);
+- Adam with coupled L2 weight decay (``optimizer="adam"``), AdamW, or Muon on ``W`` with AdamW on
+  ``V`` (the reference pairs Muon with Adam; decoupled decay keeps ``wd`` meaning the same for both);
 - with MSE, optionally the **ridge top layer** (``ridge=η``, the reference's ``set_weight_reg``):
   before every step ``V ← Ỹᵀ F (Fᵀ F + η I)⁻¹`` for the current hidden features ``F = σ(X W)``, so
   the lazy stage is solved exactly and only ``W`` learns (Li² Sec. 3: ``V`` at its ridge optimum).
@@ -48,7 +49,7 @@ class Li2Config:
     hidden: int = 512
     activation: str = "sqr"
     loss: str = "mse"            # mse (centred) | ce
-    optimizer: str = "adam"      # adam (coupled L2) | adamw | muon (W; Adam on V)
+    optimizer: str = "adam"      # adam (coupled L2) | adamw | muon (W; AdamW on V)
     lr: float = 2e-3
     wd: float = 5e-5
     ridge: float | None = 1e-3   # MSE only: V at its ridge solution before every step; None = V learns
@@ -88,7 +89,7 @@ def _optimizers(model: Li2MLP, config: Li2Config) -> list[torch.optim.Optimizer]
         return [torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.wd)]
     if config.optimizer == "adam":
         return [torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.wd)]
-    return [torch.optim.Adam(model.V.parameters(), lr=config.lr, weight_decay=config.wd),
+    return [torch.optim.AdamW(model.V.parameters(), lr=config.lr, weight_decay=config.wd),
             Muon(model.W.parameters(), lr=config.lr, weight_decay=config.wd)]
 
 
