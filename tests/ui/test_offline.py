@@ -22,7 +22,7 @@ def test_pages_request_nothing_from_the_network_and_leave_quietly(ui_data, brows
         for slug in [*PAGES, "runs"]:  # each page is left for the next one while it may still update
             page.goto(f"{url}/{slug}", wait_until="load")
             page.get_by_text("Data root:").wait_for()  # the page rendered (not an error page)
-            page.wait_for_timeout(1500)
+            page.wait_for_timeout(1000)
         page.close()
         time.sleep(1)  # the last page's socket closes
     log = (tmp_path / "serve.log").read_text(errors="replace")

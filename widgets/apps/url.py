@@ -15,7 +15,7 @@ def sync_url(view: param.Parameterized, parameter: str, key: str = "run", what: 
     if pn.state.curdoc is None or pn.state.curdoc.session_context is None:
         return alert
     asked = [v.decode() for v in pn.state.session_args.get(key, [])]
-    objects = list(view.param[parameter].objects or [])
+    objects = [o for o in view.param[parameter].objects or [] if o is not None]
     if asked and asked[0] in objects:
         setattr(view, parameter, asked[0])
     elif asked:
