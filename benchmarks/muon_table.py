@@ -2,13 +2,16 @@
 
     python -m benchmarks.muon_table transformer --p 59 --frac 0.5 --seeds 0 1 2 --max-steps 1500
     python -m benchmarks.muon_table li2 --group S4 --frac 0.7 --seeds 0 1 2 --max-steps 1000
+    python -m benchmarks.muon_table li2-mse --group Z71 --frac 0.2475 --optimizers adamw muon --max-steps 1500
 
 ``transformer``: Nanda et al.'s one-layer transformer (:class:`workbench.grokking.GrokkingConfig`;
 Muon on the attention and MLP matrices with lr 0.02, weight decay 0.05, AdamW lr 1e-3 wd 1 on
 embeddings, unembedding and biases), trained by :func:`benchmarks.grokfast_table.steps_to_95`.
 ``li2``: the Li² model of ``workbench train groups`` (:class:`workbench.grokking.GroupsConfig`:
 K = 512, x², cross-entropy, AdamW lr 3e-3 wd 1; Muon lr 0.02 wd 0.1 on W and V), full batch via
-:func:`workbench.train.fit`. Appends one markdown table per setting to
+:func:`workbench.train.fit`. ``li2-mse``: the Li² reference setting of
+:func:`workbench.grokking.train_li2` (K = 512, x², centred MSE, AdamW lr 1e-2 wd 1; Muon on W with
+the same lr and wd, AdamW on V; no Grokfast). Appends one markdown table per setting to
 ``benchmarks/results/muon_table.md`` with its command; a run that does not reach 95 % is reported
 as ``>max``, never extrapolated.
 
@@ -29,6 +32,7 @@ import torch
 from benchmarks.grokfast_table import steps_to_95
 from workbench.grokking import GrokkingConfig, GroupsConfig
 from workbench.grokking.groups_run import build_groups_model
+from workbench.grokking.li2_train import Li2Config, steps_to, train_li2
 from workbench.train import fit
 
 RESULTS = Path(__file__).parent / "results" / "muon_table.md"
@@ -48,7 +52,7 @@ def li2_steps_to_95(config: GroupsConfig, max_steps: int, eval_every: int) -> tu
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("model", choices=("transformer", "li2"))
+    ap.add_argument("model", choices=("transformer", "li2", "li2-mse"))
     ap.add_argument("--p", type=int, default=113)
     ap.add_argument("--group", default="S4")
     ap.add_argument("--frac", type=float, default=0.3)
@@ -70,6 +74,12 @@ def main(argv: list[str] | None = None) -> int:
                 s, secs = steps_to_95(GrokkingConfig(p=args.p, frac=args.frac, optimizer=name, seed=seed,
                                                      muon_lr=args.muon_lr, **wd),
                                       args.max_steps, args.eval_every)
+            elif args.model == "li2-mse":
+                t0 = time.perf_counter()
+                _, ds = train_li2(Li2Config(group=args.group, frac=args.frac, seed=seed, steps=args.max_steps,
+                                            eval_every=args.eval_every, loss="mse", optimizer=name, lr=1e-2, wd=1.0,
+                                            ridge=None), gradients=False)
+                s, secs = steps_to(ds), time.perf_counter() - t0
             else:
                 s, secs = li2_steps_to_95(GroupsConfig(group=args.group, frac=args.frac, optimizer=name, seed=seed,
                                                        steps=args.max_steps, muon_lr=args.muon_lr, **wd),
@@ -78,11 +88,13 @@ def main(argv: list[str] | None = None) -> int:
                   flush=True)
             steps.append(s)
         results[name] = steps
-    setting = (f"Nanda's transformer, p={args.p}, a+b, frac {args.frac}" if args.model == "transformer"
-               else f"Li² model (K=512, x², CE), {args.group}, frac {args.frac}")
-    muon_wd = args.muon_wd if args.muon_wd is not None else (GrokkingConfig if args.model == "transformer"
-                                                               else GroupsConfig).muon_wd
-    setting += f" (Muon lr {args.muon_lr}, wd {muon_wd})" if "muon" in args.optimizers else ""
+    setting = {"transformer": f"Nanda's transformer, p={args.p}, a+b, frac {args.frac}",
+               "li2": f"Li² model (K=512, x², CE), {args.group}, frac {args.frac}",
+               "li2-mse": f"Li² model (K=512, x², centred MSE), {args.group}, frac {args.frac}"}[args.model]
+    muon_wd = {"transformer": GrokkingConfig.muon_wd, "li2": GroupsConfig.muon_wd, "li2-mse": 1.0}[args.model]
+    muon_wd = args.muon_wd if args.muon_wd is not None and args.model != "li2-mse" else muon_wd
+    muon_lr = args.muon_lr if args.model != "li2-mse" else 1e-2
+    setting += f" (Muon lr {muon_lr}, wd {muon_wd})" if "muon" in args.optimizers else ""
     lines = [f"### {setting}; seeds {args.seeds}, max {args.max_steps} steps, test acc every {args.eval_every}", "",
              (f"Command: `{cmd}` ({time.strftime('%Y-%m-%d %H:%M')}, torch {torch.__version__}, 1 thread, shared "
              "2-core CPU)"), "", "| optimizer | steps to 95 % (per seed) | median | vs AdamW |", "|---|---|---|---|"]
