@@ -80,6 +80,8 @@ def test_switching_source_throws_nothing(server, browser_page, ui_run_id):
     source = page.locator("select").first
     source.select_option(PRETRAINED)
     wait_for_points(page, lambda p: p.get("workbench alpha", 0) > 3, timeout=90)
+    holder = page.locator(".tabulator-tableholder").first  # 39 long layer names: the columns still fit
+    assert holder.evaluate("h => h.scrollWidth <= h.clientWidth + 1"), "the metric table scrolls sideways"
     source.select_option(ui_run_id)
     wait_for_points(page, lambda p: p.get("workbench alpha", 0) == 3, timeout=60)
     assert not page.errors and not [m for m in console if "_guiEditing" in m], (page.errors, console)

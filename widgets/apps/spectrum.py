@@ -36,6 +36,10 @@ PROBE_GROUP = "spectrum"
 DELTA_GROUP = "delta"  # make_delta_probe's group: the spectrum of W_t - W_0 per layer
 MAX_ESDS = 3
 TRAINING_VARS = ("alpha", "effective_rank", "delta_stable_rank")
+#: Short column titles so the metric table fits the page beside long layer names.
+TABLE_TITLES = {"alpha": "α", "alpha_weighted": "α weighted", "log_norm": "log‖W‖²_F",
+                "log_spectral_norm": "log λ_max", "stable_rank": "stable rank", "effective_rank": "eff. rank",
+                "condition_number": "condition", "num_spikes": "spikes"}
 
 
 # -- page logic: plain functions -----------------------------------------------------------------
@@ -121,7 +125,12 @@ def alpha_figure(ds: xr.Dataset | None) -> go.Figure:
 
 
 def table(ds: xr.Dataset | None) -> pd.DataFrame | None:
-    return None if ds is None else metric_table(ds).round(4).reset_index()
+    """The per-layer metrics (no shape coordinates), 4 significant digits, one row per layer."""
+    if ds is None:
+        return None
+    df = metric_table(ds)
+    df = df[[c for c in df.columns if c in ds.data_vars]].map(lambda v: float(f"{v:.4g}"))
+    return df.reset_index()
 
 
 # -- the page --------------------------------------------------------------------------------------
@@ -147,8 +156,8 @@ class SpectrumPage(pn.viewable.Viewer):
         self._alpha = pn.pane.Plotly(pn.bind(alpha_figure, self.param.result), height=360,
                                      sizing_mode="stretch_width", name="alpha", loading=busy)
         self._table = pn.widgets.Tabulator(pn.bind(table, self.param.result), height=360, show_index=False,
-                                           sizing_mode="stretch_width", disabled=True, layout="fit_columns",
-                                           frozen_columns=["layer"])
+                                           sizing_mode="stretch_width", disabled=True, layout="fit_data_fill",
+                                           frozen_columns=["layer"], titles=TABLE_TITLES)
         self._training = [pn.pane.Plotly(None, height=300, sizing_mode="stretch_width", visible=False)
                           for _ in TRAINING_VARS]
         self._delta = pn.pane.Plotly(None, height=340, sizing_mode="stretch_width", visible=False)
