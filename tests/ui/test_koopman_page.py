@@ -5,7 +5,13 @@ import numpy as np
 import pytest
 
 from tests.ui.test_runs_page import wait_for_points
-from widgets.apps.koopman import KoopmanPage, clip_settings, compute_view, koopman_runs, summary_line
+from widgets.apps.koopman import (
+    KoopmanPage,
+    clip_settings,
+    compute_view,
+    koopman_runs,
+    summary_line,
+)
 from workbench.koopman import DMD
 from workbench.store import RunStore
 

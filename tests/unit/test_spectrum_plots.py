@@ -36,7 +36,7 @@ def test_esd_axes_span_the_eigenvalues(large_weights):
         (note,) = [a for a in fig.layout.annotations if a.text.startswith("xmin")]
         assert note.x == pytest.approx(np.log10(xmin))  # on its line (annotations are log10 on log axes)
         assert fig.layout.shapes[0].x0 == pytest.approx(xmin)  # shapes take data values
-        hist = [t for t in fig.data if t.name == "ESD"][0].y
+        hist = next(t for t in fig.data if t.name == "ESD").y
         y_lo, y_hi = fig.layout.yaxis.range
         assert y_lo <= np.log10(min(hist)) and np.log10(max(hist)) <= y_hi <= np.log10(max(hist)) + 1.5
 
