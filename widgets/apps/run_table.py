@@ -66,6 +66,8 @@ def run_table(store: RunStore) -> pd.DataFrame:
     known = set(BASE_COLUMNS + METRIC_COLUMNS + ["created"] + list(hyper.columns) + extra)
     df = df[BASE_COLUMNS + list(hyper.columns) + extra + METRIC_COLUMNS
             + [c for c in df.columns if c not in known] + ["created"]]
+    for col in METRIC_COLUMNS:  # 4 significant digits: the table is for reading, the store keeps them all
+        df[col] = pd.to_numeric(df[col], errors="coerce").map(lambda v: float(f"{v:.4g}"))
     return df.sort_values("created", ascending=False, kind="stable", na_position="last").reset_index(drop=True)
 
 
