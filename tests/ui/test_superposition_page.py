@@ -30,6 +30,14 @@ def sup_root(tmp_path_factory):
     return root
 
 
+@pytest.fixture(scope="module")
+def toy_run_id(sup_root) -> str:
+    """A stored superposition run (what `workbench train superposition` writes) in the same root."""
+    from workbench.superposition import ToyRunConfig, train_toy_run
+
+    return train_toy_run(ToyRunConfig(sparsity=[0.0, 0.9], n_inits=1, steps=100), RunStore(sup_root)).id
+
+
 def test_page_logic_without_browser(sup_root):
     np.testing.assert_allclose(app.sparsity_levels(0.99, 3), [0.0, 0.9, 0.99])
     with pytest.raises(ValueError, match="max_sparsity"):
@@ -82,7 +90,7 @@ def test_a_phase_diagram_stored_before_the_artifact_area_still_loads(tmp_path):
     assert ds["phase"].shape == (4, 4) and ds.attrs["steps"] == 50
 
 
-def test_superposition_page_in_browser(sup_root, browser_page, tmp_path):
+def test_superposition_page_in_browser(sup_root, toy_run_id, browser_page, tmp_path):
     with serving(sup_root, tmp_path) as url:
         page = browser_page
         page.goto(url + "/superposition")
@@ -93,3 +101,6 @@ def test_superposition_page_in_browser(sup_root, browser_page, tmp_path):
                                  and p.get("features S=0", 0) == 5, timeout=90)  # m = 2 polygon
         assert points["dims per feature m/‖W‖²_F"] == 5           # one per sparsity level
         assert not page.errors
+        page.goto(f"{url}/superposition?run={toy_run_id}")  # a stored run, as the run browser links it
+        wait_for_points(page, lambda p: p.get("dims per feature m/‖W‖²_F", 0) == 2, timeout=60)
+        assert page.get_by_text(f"run {toy_run_id}").count() >= 1 and not page.errors
