@@ -74,7 +74,7 @@ def train_grokking_cmd(
     steps: Annotated[int, typer.Option(min=1)] = 40_000,
     optimizer: Annotated[str, typer.Option(help="adamw | grokfast-ema | grokfast-ma | muon")] = "adamw",
     muon_lr: Annotated[float, typer.Option(help="Muon learning rate (hidden matrices).", callback=finite)] = 0.02,
-    muon_wd: Annotated[float, typer.Option(help="Muon weight decay.", callback=finite)] = 0.05,
+    muon_wd: Annotated[float, typer.Option(help="Muon weight decay (0.5: measured, docs/grokking.md).", callback=finite)] = 0.5,
     gf_alpha: Annotated[float, typer.Option(help="Grokfast EMA momentum in [0, 1).", callback=finite)] = 0.98,
     gf_lamb: Annotated[Optional[float], typer.Option(help="Grokfast lambda >= 0 (default 2 EMA / 5 MA).",
                                                      callback=finite)] = None,

@@ -60,7 +60,7 @@ class GrokkingConfig:
     gf_lamb: float | None = None   # Grokfast λ; None = 2.0 (EMA) / 5.0 (MA)
     gf_window: int = 100           # Grokfast MA window
     muon_lr: float = 0.02          # Muon learning rate of the hidden matrices (Jordan's default)
-    muon_wd: float = 0.05          # Muon decoupled weight decay (lr·wd = 1e-3, as AdamW's 1e-3 · 1)
+    muon_wd: float = 0.5           # Muon decoupled weight decay: 0.05 (lr·wd = AdamW's 1e-3) memorises and stalls (docs/grokking.md)
     seed: int = 0                  # model init, data split and batch order
     eval_every: int = 10
     probe_every: int = 100
