@@ -26,6 +26,7 @@ import xarray as xr
 
 from widgets.apps import require_store
 from widgets.apps.background import Background
+from widgets.apps.spd_panel import SPDPanel
 from widgets.apps.url import sync_url
 from widgets.plots.empty import empty_figure
 from widgets.plots.superposition import (
@@ -150,6 +151,8 @@ class SuperpositionPage(pn.viewable.Viewer):
         self._errors = pn.pane.Markdown(pn.bind(error_line, self._training.param.error, self._phase.param.error),
                                         sizing_mode="stretch_width")
         self._shown = ""  # what the drawn plots are of (for the hint while new ones are computed)
+        self._models: xr.Dataset | None = None  # the models drawn, for the SPD panel
+        self.spd = SPDPanel(lambda: self._models, threaded=threaded)
         self.param.run_id.objects = [None, *superposition_runs(store)]
 
     @param.depends(*CONTROLS, "train", watch=True)
@@ -192,7 +195,7 @@ class SuperpositionPage(pn.viewable.Viewer):
         for name, fig in figs.items():
             self._panes[name].object = fig
         self._panes["polygon"].visible = "polygon" in figs
-        self._shown = what
+        self._shown, self._models = what, ds
         self._status.object = f"{what}: {live_summary(ds)}"
 
     def _show_phase(self, ds: xr.Dataset) -> None:
@@ -211,7 +214,7 @@ class SuperpositionPage(pn.viewable.Viewer):
                              "Each instance is h = Wx, x' = ReLU(Wᵀh + b); sparsity grows left to right. "
                              "Models retrain when a slider is released."),
             pn.Row(controls, pn.Column(self._status, self._errors, sizing_mode="stretch_width")),
-            self._panes["grid"], self._panes["polygon"], self._panes["dims"],
+            self._panes["grid"], self._panes["polygon"], self._panes["dims"], self.spd,
             pn.pane.Markdown("### Phase diagram (n = 2, m = 1)\nHover a cell to see its W, b and loss."),
             phase_button, self._panes["phase"], sizing_mode="stretch_width")
 
