@@ -3,6 +3,13 @@
 Shared by notebooks, ipywidgets explorers and Panel pages. One module per lens keeps files small;
 everything is re-exported here so callers write ``from widgets.plots import loss_curves``.
 """
+from .dynamics import (  # noqa: F401
+    compressibility_curves,
+    delta_rank_curves,
+    embedded_cmd_curves,
+    gradual_rank_figure,
+    kappa_bars,
+)
 from .grokking import (  # noqa: F401
     fourier_spectrum,
     grokfast_comparison,
@@ -19,6 +26,7 @@ from .koopman import (  # noqa: F401
     koopman_pseudospectrum,
     koopman_window_spectra,
 )
+from .overlay import overlay_curves  # noqa: F401
 from .spd import spd_columns, spd_importances  # noqa: F401
 from .spectrum import alpha_by_layer, esd_plot, metric_table, spectrum_over_training  # noqa: F401
 from .superposition import (  # noqa: F401
