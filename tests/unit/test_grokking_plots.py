@@ -52,3 +52,30 @@ def test_progress_subplots_have_axis_titles_and_their_own_legends():
     legends = {t.legend or "legend" for t in fig.data}
     assert legends == {"legend", "legend2", "legend3", "legend4"}
     assert fig.layout.legend2.x > fig.layout.legend.x or fig.layout.legend2.y != fig.layout.legend3.y
+
+
+def test_a_groups_run_opens_on_the_grokking_page_in_the_irrep_basis(tmp_path):
+    """A finite-group run (probe group 'groups') is listed and drawn: energy per irrep with its key
+    irreps in red, neurons by irrep concentration, the key-irrep share among the progress measures."""
+    from widgets.apps.grokking import GrokkingPage, grokking_runs, probe_steps, step_figures
+    from workbench.grokking.groups_run import GroupsConfig, train_groups
+    from workbench.store import RunStore
+
+    store = RunStore(tmp_path)
+    run = train_groups(GroupsConfig(group="S3", steps=60, probe_every=20), store, progress=False)
+    assert grokking_runs(store) == [run.id]
+    ds = run.metrics()
+    assert probe_steps(ds) == [0, 20, 40, 60]
+    figs = step_figures(ds, 60)
+    bars = figs["spectrum"].data[0]
+    assert list(bars.x) == ["1 (d=1)", "1b (d=1)", "2a (d=4)"]
+    np.testing.assert_allclose(bars.y, ds["irrep_energy"].sel(step=60).values)
+    key = ds["is_key"].sel(step=60).values
+    assert [c == "#ef553b" for c in bars.marker.color] == [bool(k) for k in key]
+    assert figs["clusters"].data[0].type == "histogram"
+    assert len(figs["clusters"].data[0].x) == ds.sizes["neuron"]
+    assert any(t.name == "key irrep fraction" for t in figs["progress"].data)
+    page = GrokkingPage(store)
+    assert page.run_id == run.id
+    status = page._status.object
+    assert "S3: key irreps" in status or "key irreps: none yet" in status

@@ -1,5 +1,8 @@
 """Grokking page: pick a run, scrub a step → Fourier spectrum, neuron clusters, logit heatmap.
 
+Runs of finite-group tasks (``workbench train groups``, probe group ``groups``) show the same
+page in the irrep basis: energy per irrep with the key irreps, and the neurons' irrep concentration.
+
 Progress-measure curves (restricted/excluded loss, Gini, weight norm, key-frequency share) carry a
 marker at the chosen step; a periodic callback re-reads a run while it trains, so the page follows
 it live. Logic lives in plain functions (:func:`grokking_runs`, :func:`probe_steps`,
@@ -23,20 +26,22 @@ from widgets.plots.empty import empty_figure
 from widgets.plots.grokking import (
     fourier_spectrum,
     grokking_curves,
+    irrep_spectrum,
     logit_heatmap,
     neuron_clusters,
+    neuron_concentration,
     progress_measures,
 )
 from workbench.store import RunStore
 
 REFRESH_MS = 3000
-PROBE_GROUP = "grokking"
+PROBE_GROUPS = ("grokking", "groups")  # Z_p Fourier probe; finite-group irrep probe
 
 
 # -- page logic: plain functions -----------------------------------------------------------------
 def grokking_runs(store: RunStore) -> list[str]:
-    """Ids of runs that hold grokking probe data (metric group ``grokking``), newest first."""
-    runs = [r for r in store if PROBE_GROUP in r.groups()]
+    """Ids of runs that hold grokking probe data (metric group ``grokking`` or ``groups``), newest first."""
+    runs = [r for r in store if set(PROBE_GROUPS) & set(r.groups())]
     runs.sort(key=lambda r: r.state.get("created", ""), reverse=True)
     return [r.id for r in runs]
 
@@ -47,10 +52,11 @@ def load_metrics(store: RunStore, run_id: str) -> xr.Dataset:
 
 
 def probe_steps(ds: xr.Dataset) -> list[int]:
-    """Steps at which the grokking probe ran (where ``embed_norm`` is recorded)."""
-    if "embed_norm" not in ds:
+    """Steps at which the probe ran (where ``embed_norm``, or ``irrep_energy`` for groups, is recorded)."""
+    var = "embed_norm" if "embed_norm" in ds else "irrep_energy" if "irrep_energy" in ds else None
+    if var is None:
         return []
-    rec = ds["embed_norm"].notnull().any("freq")
+    rec = ds[var].notnull().any(ds[var].dims[-1])
     return [int(s) for s in ds.step.values[rec.values]]
 
 
@@ -74,6 +80,13 @@ def key_freqs_of(ds: xr.Dataset) -> list[int] | None:
 def step_figures(ds: xr.Dataset, step: int) -> dict[str, go.Figure]:
     """Figures at ``step``: ``spectrum``, ``clusters``, ``heatmap`` and ``progress`` (with a marker)."""
     at = ds.sel(step=step)
+    if "irrep_energy" in at and "embed_norm" not in at:
+        return {"spectrum": irrep_spectrum(at, title=f"Embedding energy per irrep at step {step} (red: key)"),
+                "clusters": neuron_concentration(at) if "neuron_concentration" in at else empty_figure(
+                    "this run's model has no hidden neurons", title="Neurons by irrep concentration"),
+                "heatmap": empty_figure("the logits' 2-D Fourier basis is defined for Z_p runs",
+                                        title="Logits in the 2-D Fourier basis"),
+                "progress": progress_measures(ds, step=step)}
     figs = {"spectrum": fourier_spectrum(at, "embed_norm", title=f"Embedding Fourier norms at step {step}")}
     figs["clusters"] = neuron_clusters(at) if "neuron_freq" in at else empty_figure(
         "this run's probe did not record neuron clusters (neuron_freq)", title="Neurons per frequency cluster")
@@ -93,6 +106,11 @@ def summary_line(ds: xr.Dataset, run_id: str, step: int | None, live: bool) -> s
             v = ds[var].sel(step=step)
             if bool(v.notnull()):
                 parts.append(f"{var} {float(v):.3g}")
+    if "key_irreps" in ds.attrs:
+        irreps = ds.attrs["key_irreps"]
+        irreps = json.loads(irreps) if isinstance(irreps, str) else list(irreps)
+        parts.append(f"{ds.attrs.get('group', 'group')}: key irreps {irreps}" if irreps else
+                     "key irreps: none yet — no irrep stands out in the embedding (expected before grokking)")
     keys = key_freqs_of(ds)
     if keys:
         parts.append(f"key freqs {keys}")

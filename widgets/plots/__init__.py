@@ -14,8 +14,10 @@ from .grokking import (  # noqa: F401
     fourier_spectrum,
     grokfast_comparison,
     grokking_curves,
+    irrep_spectrum,
     logit_heatmap,
     neuron_clusters,
+    neuron_concentration,
     progress_measures,
 )
 from .koopman import (  # noqa: F401

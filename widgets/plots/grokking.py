@@ -15,8 +15,10 @@ __all__ = [
     "fourier_spectrum",
     "grokfast_comparison",
     "grokking_curves",
+    "irrep_spectrum",
     "logit_heatmap",
     "neuron_clusters",
+    "neuron_concentration",
     "progress_measures",
 ]
 
@@ -92,6 +94,37 @@ def fourier_spectrum(ds: xr.Dataset, var: str = "embed_norm", key_freqs: list[in
     return fig
 
 
+def irrep_spectrum(ds: xr.Dataset, title: str | None = None) -> go.Figure:
+    """Bar chart of the energy per irreducible representation (``irrep_energy`` over ``irrep``) at
+    one step, key irreps highlighted: the group analogue of :func:`fourier_spectrum` (Morwani et al.
+    2024; on Z_p the irreps are the Fourier frequencies)."""
+    da = ds["irrep_energy"]
+    if "step" in da.dims:
+        da = da.isel(step=-1)
+    key = ds["is_key"].isel(step=-1) if "is_key" in ds and "step" in ds["is_key"].dims else ds.get("is_key")
+    is_key = [bool(v) for v in key.values] if key is not None else [False] * da.sizes["irrep"]
+    dims = da["irrep_dim"].values if "irrep_dim" in da.coords else [None] * da.sizes["irrep"]
+    labels = [f"{i} (d={d})" if d is not None else str(i) for i, d in zip(da.irrep.values, dims)]
+    fig = go.Figure(go.Bar(x=labels, y=da.values, marker_color=["#ef553b" if k else "#9aa0a6" for k in is_key],
+                           name="irrep_energy"))
+    fig.update_layout(title=title or "Embedding energy per irrep (red: key)", xaxis_title="irreducible representation",
+                      yaxis_title="energy", template="plotly_white")
+    fig.update_xaxes(type="category")
+    return fig
+
+
+def neuron_concentration(ds: xr.Dataset) -> go.Figure:
+    """Histogram of the neurons' irrep concentration (share of a neuron's energy in its top irrep;
+    1 = single-irrep neuron, as margin maximisation predicts)."""
+    da = ds["neuron_concentration"]
+    if "step" in da.dims:
+        da = da.isel(step=-1)
+    fig = go.Figure(go.Histogram(x=da.values, xbins={"start": 0, "end": 1.0001, "size": 0.05}, marker_color="#00cc96"))
+    fig.update_layout(title="Neurons by irrep concentration", xaxis_title="share of energy in the top irrep",
+                      yaxis_title="neurons", template="plotly_white")
+    return fig
+
+
 def neuron_clusters(ds: xr.Dataset) -> go.Figure:
     """Number of MLP neurons per frequency cluster (``neuron_freq``; 0 = unclustered) ([1] Fig. 5)."""
     da = ds["neuron_freq"]
@@ -122,7 +155,7 @@ PROGRESS_PANELS = (  # (row, col), subplot title, y-axis title, variables
     ((1, 1), "losses", "cross-entropy (log)", ("test_loss", "restricted_loss", "excluded_loss", "train_loss")),
     ((1, 2), "Gini of embedding Fourier norms", "Gini", ("gini",)),
     ((2, 1), "total sum of squared weights", "Σ w²", ("weight_norm",)),
-    ((2, 2), "key-frequency share", "share of Fourier norm", ("key_freq_fraction",)),
+    ((2, 2), "key-frequency (or key-irrep) share", "share of the norm", ("key_freq_fraction", "key_irrep_fraction")),
 )
 
 
