@@ -5,7 +5,9 @@ Pick a source (any run with checkpoints, or ``all-MiniLM-L6-v2`` shipped offline
 page shows each chosen layer's log-log ESD with the fitted power-law tail and Marchenko–Pastur
 bulk, alpha per layer, the metric table, and — when the run recorded the spectrum probe — alpha /
 effective rank / ΔW rank over training; when it recorded ``make_delta_probe`` (group ``delta``), the
-stable and numerical rank of ΔW = W_t − W_0 per layer (:func:`delta_figure`). ``analyze`` runs in the background behind a loading
+stable and numerical rank of ΔW = W_t − W_0 per layer (:func:`delta_figure`); when it recorded
+``make_compressibility_probe``, the weights' compression ratio (:func:`compressibility_figure`); and
+for every source the modules KappaTune would fine-tune. ``analyze`` runs in the background behind a loading
 overlay, and its result is cached per (source, step): a checkpoint never changes. Page logic is
 plain functions (:func:`spectrum_sources`, :func:`source_steps`, :func:`load_source`,
 :func:`compute_spectrum`, :func:`spectrum_figures`, :func:`status_line`) that tests call without
@@ -25,14 +27,15 @@ from torch import nn
 from widgets.apps import require_store
 from widgets.apps.background import Background
 from widgets.apps.url import sync_url
-from widgets.plots.dynamics import delta_rank_curves
+from widgets.plots.dynamics import compressibility_curves, delta_rank_curves
 from widgets.plots.empty import empty_figure
 from widgets.plots.spectrum import alpha_by_layer, esd_plot, metric_table, spectrum_over_training
-from workbench.spectrum import analyze
+from workbench.spectrum import analyze, kappa_select
 from workbench.store import RunStore
 
 PRETRAINED = "pretrained: all-MiniLM-L6-v2"
 PROBE_GROUP = "spectrum"
+KAPPATUNE_TOP_P = 0.2  # share of modules KappaTune selects (its default top_p in PEFT's docs)
 DELTA_GROUP = "delta"  # make_delta_probe's group: the spectrum of W_t - W_0 per layer
 MAX_ESDS = 3
 TRAINING_VARS = ("alpha", "effective_rank", "delta_stable_rank")
@@ -67,8 +70,13 @@ def load_source(store: RunStore, source: str, step: int | None = None) -> nn.Mod
 
 
 def compute_spectrum(model: nn.Module) -> xr.Dataset:
-    """``analyze(model, keep_evals=True)``: per-layer metrics plus eigenvalues for the ESD plots."""
-    return analyze(model, keep_evals=True)
+    """``analyze(model, keep_evals=True)``: per-layer metrics plus eigenvalues for the ESD plots, with
+    the modules KappaTune would fine-tune (:func:`~workbench.spectrum.kappa_select`, the lowest-κ
+    fifth) in ``attrs["kappatune"]``."""
+    ds = analyze(model, keep_evals=True)
+    kappa = kappa_select(model, top_p=KAPPATUNE_TOP_P)
+    ds.attrs["kappatune"] = [str(m) for m in kappa.layer.values[kappa.selected.values]]
+    return ds
 
 
 @pn.cache(max_items=16)
@@ -107,6 +115,30 @@ def delta_figure(store: RunStore, source: str) -> go.Figure | None:
     run = store.open(source)
     phases = run.attrs.get("phases") if isinstance(run.attrs, dict) else None
     return delta_rank_curves(run.metrics(DELTA_GROUP), phases=phases)
+
+
+def compressibility_figure(store: RunStore, source: str) -> go.Figure | None:
+    """Compression ratio per codec over training, if the run recorded ``make_compressibility_probe``
+    (any metric group with ``ratio`` over ``codec``)."""
+    if source == PRETRAINED:
+        return None
+    run = store.open(source)
+    for group in run.groups():
+        ds = run.metrics(group)
+        if "ratio" in ds and "codec" in ds["ratio"].dims:
+            phases = run.attrs.get("phases") if isinstance(run.attrs, dict) else None
+            return compressibility_curves(ds[["ratio"]].dropna("step", how="all"), phases=phases)
+    return None
+
+
+def kappatune_line(ds: xr.Dataset | None) -> str:
+    """Markdown: the modules KappaTune would fine-tune (lowest κ = σ₀/σ_last), or '' before analysis."""
+    if ds is None or "kappatune" not in ds.attrs:
+        return ""
+    picks = list(ds.attrs["kappatune"])
+    shown = ", ".join(f"`{m}`" for m in picks[:8]) + (f" and {len(picks) - 8} more" if len(picks) > 8 else "")
+    return (f"**KappaTune** (κ = σ₀/(σ_last + 1e-8), PEFT's rule) would fine-tune the {KAPPATUNE_TOP_P:.0%} "
+            f"lowest-κ linear modules: {shown or 'none'}.")
 
 
 def status_line(source: str, ds: xr.Dataset | None, busy: bool, error: str) -> str:
@@ -161,6 +193,8 @@ class SpectrumPage(pn.viewable.Viewer):
         self._training = [pn.pane.Plotly(None, height=300, sizing_mode="stretch_width", visible=False)
                           for _ in TRAINING_VARS]
         self._delta = pn.pane.Plotly(None, height=340, sizing_mode="stretch_width", visible=False)
+        self._compress = pn.pane.Plotly(None, height=320, sizing_mode="stretch_width", visible=False)
+        self._kappa = pn.pane.Markdown(pn.bind(kappatune_line, self.param.result), sizing_mode="stretch_width")
         self._slider = pn.widgets.DiscreteSlider(label="step", options=[0], value=0, sizing_mode="stretch_width")
         pn.bind(self._set_step, self._slider.param.value_throttled, watch=True)
         self.param.source.objects = spectrum_sources(store)
@@ -180,6 +214,8 @@ class SpectrumPage(pn.viewable.Viewer):
             pane.param.update(object=fig, visible=fig is not None)
         delta = delta_figure(self.store, self.source)
         self._delta.param.update(object=delta, visible=delta is not None)
+        compress = compressibility_figure(self.store, self.source)
+        self._compress.param.update(object=compress, visible=compress is not None)
         if self.step == self._slider.value:
             self.start()
         else:
@@ -216,7 +252,8 @@ class SpectrumPage(pn.viewable.Viewer):
             pn.pane.Markdown("## Spectra\nMartin & Mahoney (2021): the ESD of WᵀW, its power-law tail α "
                              "and the Marchenko–Pastur bulk; stable/effective rank, condition number."),
             pn.Row(controls, pn.Column(self._status, sizing_mode="stretch_width")),
-            *self._esds, self._alpha, self._table, *self._training, self._delta, sizing_mode="stretch_width")
+            *self._esds, self._alpha, self._table, self._kappa, *self._training, self._delta, self._compress,
+            sizing_mode="stretch_width")
 
 
 def page(store: RunStore) -> pn.viewable.Viewable:
