@@ -1,7 +1,9 @@
 """Koopman page: pick a run, window, rank, delays → Koopman eigenvalues of its weight trajectory.
 
 Views: eigenvalues of the chosen window on the complex plane with the unit circle, coloured by ResDMD
-residual; the spectra of all windows over training; the window's DMD modes; the reconstruction error.
+residual; the spectra of all windows over training; the window's DMD modes; the reconstruction error;
+the whole trajectory's correlated modes (CMD, Brokman et al. 2024) and piecewise-DMD errors as the
+number of windows grows (pDMD, Alla et al. 2024).
 Page logic lives in plain functions (:func:`koopman_runs`, :func:`clip_settings`, :func:`compute_view`)
 that tests call without a browser. The computation runs in the background behind a loading overlay,
 so the server never blocks, and is cached per run, settings and recorded length (a live run's new
@@ -21,8 +23,17 @@ from widgets.apps import require_store
 from widgets.apps.background import Background
 from widgets.apps.url import sync_url
 from widgets.plots.empty import empty_figure
-from widgets.plots.koopman import koopman_eigenvalues, koopman_modes, koopman_window_spectra
-from workbench.koopman import DMD, HankelDMD, trajectory_spectrum
+from widgets.plots.koopman import (
+    koopman_cmd,
+    koopman_eigenvalues,
+    koopman_modes,
+    koopman_piecewise,
+    koopman_window_spectra,
+)
+from workbench.koopman import DMD, HankelDMD, cmd, piecewise_dmd, trajectory_spectrum
+
+CMD_MODES = 4  # correlated modes of the whole trajectory shown on the page
+MIN_STEPS_PER_WINDOW = 3  # pDMD window counts N keep at least this many recorded steps per window
 from workbench.store import RunStore
 
 
@@ -113,6 +124,22 @@ def summary_line(run_id: str, view: dict, settings: Settings, n_steps: int | Non
     return text
 
 
+def trajectory_figures(traj: xr.DataArray, rank: int) -> dict[str, go.Figure]:
+    """``cmd`` (CMD modes of the whole trajectory) and ``piecewise`` (pDMD errors for N = 1, 2, 4, 8
+    windows, as many as the run's length allows); an explanatory empty figure where one cannot be made."""
+    n = traj.sizes["step"]
+    counts = [N for N in (1, 2, 4, 8) if n // N >= MIN_STEPS_PER_WINDOW]
+    figs = {}
+    for name, make, title in (
+            ("cmd", lambda: koopman_cmd(cmd(traj, n_modes=min(CMD_MODES, traj.sizes["param"]))), "CMD"),
+            ("piecewise", lambda: koopman_piecewise(piecewise_dmd(traj, counts, rank=rank, device="cpu")), "pDMD")):
+        try:
+            figs[name] = make() if counts else empty_figure(f"{n} recorded steps are too few", title=title)
+        except ValueError as exc:
+            figs[name] = empty_figure(str(exc), title=title)
+    return figs
+
+
 @pn.cache(max_items=32)
 def _cached_view(root: str, run_id: str, n_steps: int, window: int, rank: int, delays: int,
                  window_index: int) -> tuple[dict[str, go.Figure], str]:
@@ -120,7 +147,8 @@ def _cached_view(root: str, run_id: str, n_steps: int, window: int, rank: int, d
     settings = clip_settings(n_steps, window, rank, delays)
     view = compute_view(traj, settings, window_index)
     changed = adaptations(n_steps, window, rank, delays, settings)
-    return view_figures(view), summary_line(run_id, view, settings, n_steps, changed)
+    figs = {**view_figures(view), **trajectory_figures(traj, settings.rank)}
+    return figs, summary_line(run_id, view, settings, n_steps, changed)
 
 
 def run_view(store: RunStore, run_id: str, window: int, rank: int, delays: int,
@@ -159,7 +187,8 @@ class KoopmanPage(pn.viewable.Viewer):
                                                 self._job.param.error), sizing_mode="stretch_width")
         self._panes = {k: pn.pane.Plotly(empty_figure("computing …"), height=h, sizing_mode="stretch_width", name=k,
                                          loading=busy)
-                       for k, h in (("eigs", 480), ("windows", 520), ("modes", 320))}
+                       for k, h in (("eigs", 480), ("windows", 520), ("modes", 320), ("cmd", 420),
+                                    ("piecewise", 380))}
         self.param.run_id.objects = koopman_runs(store)
         if not self.param.run_id.objects:
             for pane in self._panes.values():
@@ -195,7 +224,7 @@ class KoopmanPage(pn.viewable.Viewer):
             pn.pane.Markdown("## Koopman\nDMD spectra of the weight trajectory, window by window, with ResDMD "
                              "residuals (Colbrook & Townsend 2023; Redman et al. 2024)."),
             controls, self._status, self._panes["eigs"], self._panes["windows"],
-            self._panes["modes"], sizing_mode="stretch_width")
+            self._panes["modes"], self._panes["cmd"], self._panes["piecewise"], sizing_mode="stretch_width")
 
 
 def page(store: RunStore) -> pn.viewable.Viewable:
