@@ -3,7 +3,7 @@
 :class:`GrokkingExplorer`, :class:`SpectrumExplorer`, :class:`KoopmanExplorer`,
 :class:`SuperpositionExplorer` and :class:`RunsExplorer` *are* the dashboard's page classes
 (``pn.viewable.Viewer``s, one implementation for both surfaces), opened on a run: the last
-expression of a cell displays them; with ``jupyter_bokeh`` installed, ``pn.ipywidget(explorer)``
+expression of a cell displays them; ``pn.ipywidget(explorer)`` (through ``jupyter_bokeh``)
 makes one an ipywidget where a notebook composes ipywidgets. Their work runs inline (a cell returns
 once the view is drawn).
 

@@ -156,6 +156,18 @@ def test_lens_explorers_are_the_dashboard_pages_on_a_run(modular_run):
     assert isinstance(spectrum.__panel__(), pn.Column)
 
 
+def test_an_explorer_becomes_an_ipywidget(modular_run):
+    """Panel's ipywidget bridge (jupyter_bokeh): a lens explorer inside an ipywidgets layout."""
+    import ipywidgets
+    import panel as pn
+
+    from widgets.explorers import RunsExplorer
+
+    widget = pn.ipywidget(RunsExplorer(modular_run))
+    assert isinstance(widget, ipywidgets.DOMWidget)
+    assert isinstance(ipywidgets.VBox([ipywidgets.Label("run"), widget]).children[1], ipywidgets.DOMWidget)
+
+
 def test_superposition_explorer_opens_a_stored_run(tmp_path):
     from widgets.explorers import SuperpositionExplorer
     from workbench.superposition import ToyRunConfig, train_toy_run
