@@ -8,7 +8,7 @@ the dashboard and later sessions can open it without recomputing.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, replace
+from dataclasses import replace
 
 import xarray as xr
 
@@ -47,7 +47,7 @@ def decompose_tms(n_features: int, n_hidden: int, *, seeds: int = 3, identity: b
                             feature_probability=config.feature_probability)
     ds = spd(targets, identity=identity, config=config, progress=progress)
     ds = ds.merge(summary(ds))
-    ds.attrs.update(asdict(config), n_features=n_features, n_hidden=n_hidden, target_steps=target_steps,
+    ds.attrs.update(n_features=n_features, n_hidden=n_hidden, target_steps=target_steps,  # spd() stored the config
                     artifact=artifact_name(n_features, n_hidden, identity, seeds, config))
     if store is not None:
         store.save_artifact(ARTIFACT_KIND, ds.attrs["artifact"], ds)
