@@ -147,8 +147,15 @@ def _cached_view(root: str, run_id: str, n_steps: int, window: int, rank: int, d
     settings = clip_settings(n_steps, window, rank, delays)
     view = compute_view(traj, settings, window_index)
     changed = adaptations(n_steps, window, rank, delays, settings)
-    figs = {**view_figures(view), **trajectory_figures(traj, settings.rank)}
+    figs = {**view_figures(view), **_cached_trajectory_figures(root, run_id, n_steps, settings.rank)}
     return figs, summary_line(run_id, view, settings, n_steps, changed)
+
+
+@pn.cache(max_items=32)
+def _cached_trajectory_figures(root: str, run_id: str, n_steps: int, rank: int) -> dict[str, go.Figure]:
+    """:func:`trajectory_figures` of the recorded trajectory, computed once per run length and rank
+    (not again when only the window, delays or shown window change)."""
+    return trajectory_figures(RunStore(root).open(run_id).trajectory().isel(step=slice(0, n_steps)), rank)
 
 
 def run_view(store: RunStore, run_id: str, window: int, rank: int, delays: int,
