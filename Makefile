@@ -15,7 +15,7 @@ help:
 	@echo "make serve  - dashboard on http://127.0.0.1:5006   make lab - JupyterLab"
 	@echo "make bench  - benchmarks → benchmarks/results/ and docs/performance.md"
 	@echo "make docs   - the documentation site → build/site (open build/site/index.html)"
-	@echo "make screenshots - regenerate the lens pictures of the README and docs (headless chromium)"
+	@echo "make screenshots - the dashboard tour test, saving the README/docs lens pictures (headless chromium)"
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -49,7 +49,8 @@ docs: $(STAMP)
 	@echo "docs: build/site/index.html"
 
 screenshots: $(STAMP) chromium
-	OMP_NUM_THREADS=1 TQDM_DISABLE=1 WORKBENCH_CHROMIUM=$$(command -v chromium) $(PY) docs/_screenshots.py
+	OMP_NUM_THREADS=1 TQDM_DISABLE=1 WORKBENCH_CHROMIUM=$$(command -v chromium) WORKBENCH_SCREENSHOTS=docs/images \
+	  $(VENV)/bin/pytest -q tests/ui/test_tour.py
 
 test-fast: $(STAMP)
 	OMP_NUM_THREADS=1 TQDM_DISABLE=1 $(VENV)/bin/pytest -q -ra -m "not slow and not ui"

@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import pytest
 
-from tests.ui.conftest import serving
-from tests.ui.test_runs_page import wait_for_points
 from widgets.apps.grokking import (
     GrokkingPage,
     grokking_runs,
@@ -53,14 +51,3 @@ def test_page_logic_without_browser(grok_data):
     assert store.open(run_id).attrs["phases"]["phases"]["cleanup"] is None
     assert not [s for s in page._curves.object.layout.shapes if s.type == "rect"]
     assert "no Fourier circuit" in summary_line(ds.assign_attrs(key_freqs="[]"), run_id, 50, live=False)
-
-
-def test_grokking_page_in_browser(grok_data, browser_page, tmp_path):
-    root, run_id = grok_data
-    with serving(root, tmp_path) as url:
-        page = browser_page
-        page.goto(url + "/grokking")
-        n_steps = RunStore(root).open(run_id).metrics()["train_loss"].notnull().sum().item()
-        points = wait_for_points(page, lambda p: p.get("embed_norm", 0) == 12 and p.get("test loss", 0) >= n_steps)
-        assert points["restricted loss"] == 7  # one point per probe step (0, 25, ..., 150)
-        assert not page.errors

@@ -4,7 +4,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.ui.test_runs_page import wait_for_points
 from widgets.apps.koopman import (
     KoopmanPage,
     clip_settings,
@@ -41,19 +40,3 @@ def test_page_logic_without_browser(ui_data, ui_run_id):
     assert len(page._panes["eigs"].object.data[1].x) == s.rank
     with pytest.raises(ValueError, match="at least 3"):
         clip_settings(2, 20, 8, 1)
-
-
-def test_koopman_page_in_browser(server, browser_page, ui_data, ui_run_id):
-    page = browser_page
-    page.goto(server + "/koopman")
-    n = RunStore(ui_data).open(ui_run_id).trajectory().sizes["step"]
-    rank = clip_settings(n, 20, 8, 1).rank
-    points = wait_for_points(page, lambda p: p.get("estimated", 0) == rank and p.get("unit circle", 0) == 361,
-                             timeout=60)
-    assert points["|λ|"] >= rank  # the window-spectra figure has data too
-    page.get_by_text("adapted to the run's").wait_for()
-    page.set_viewport_size({"width": 900, "height": 800})  # the controls wrap instead of running off-screen
-    page.wait_for_timeout(500)
-    inputs = page.locator("input").all()
-    assert inputs and all(box["x"] + box["width"] <= 900 for i in inputs if (box := i.bounding_box()))
-    assert not page.errors

@@ -6,8 +6,6 @@ import tempfile
 import numpy as np
 import pytest
 
-from tests.ui.conftest import serving
-from tests.ui.test_runs_page import wait_for_points
 from widgets.apps import superposition as app
 from widgets.plots.empty import is_empty
 from workbench.store import RunStore
@@ -88,19 +86,3 @@ def test_a_phase_diagram_stored_before_the_artifact_area_still_loads(tmp_path):
     save(phase_diagram(**{**SMALL_GRID, "steps": 50}), tmp_path / "superposition" / "phase_diagram_2_1.zarr")
     ds = app.load_or_compute_phase_diagram(store)  # read from the old place, nothing recomputed
     assert ds["phase"].shape == (4, 4) and ds.attrs["steps"] == 50
-
-
-def test_superposition_page_in_browser(sup_root, toy_run_id, browser_page, tmp_path):
-    with serving(sup_root, tmp_path) as url:
-        page = browser_page
-        page.goto(url + "/superposition")
-        page.get_by_role("button", name="Train models").click()  # opening the page trains nothing
-        # live training finishes (bias bars of the S=0 model drawn) and the phase diagram loads
-        points = wait_for_points(page, lambda p: p.get("b S=0", 0) == 5 and p.get("phase", 0) == 4
-                                 and p.get("D_i (represented features)", 0) > 0
-                                 and p.get("features S=0", 0) == 5, timeout=90)  # m = 2 polygon
-        assert points["dims per feature m/‖W‖²_F"] == 5           # one per sparsity level
-        assert not page.errors
-        page.goto(f"{url}/superposition?run={toy_run_id}")  # a stored run, as the run browser links it
-        wait_for_points(page, lambda p: p.get("dims per feature m/‖W‖²_F", 0) == 2, timeout=60)
-        assert page.get_by_text(f"run {toy_run_id}").count() >= 1 and not page.errors

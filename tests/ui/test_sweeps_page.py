@@ -6,25 +6,11 @@ import logging
 import numpy as np
 import pytest
 
-from tests.ui.conftest import serving
-from tests.ui.test_runs_page import wait_for_points
 from widgets.apps.sweeps import default_variable
 from workbench.store import RunStore
 from workbench.sweep import sweep
 
 pytestmark = pytest.mark.ui
-
-PLOTLY_HEATMAPS_JS = """() => {
-  const found = [];
-  const walk = root => {
-    root.querySelectorAll('.js-plotly-plot').forEach(gd => found.push(gd));
-    root.querySelectorAll('*').forEach(el => { if (el.shadowRoot) walk(el.shadowRoot); });
-  };
-  walk(document);
-  return found.flatMap(gd => (gd.data || []).filter(t => t.type === 'heatmap')
-                                         .map(t => ({z: t.z, customdata: t.customdata, name: t.name})));
-}"""
-
 
 @pytest.fixture(scope="module")
 def sweep_data(tmp_path_factory):
@@ -74,30 +60,3 @@ def test_page_logic(sweep_data):
     empty = sweep_heatmap(blank, "steps_to_test_95")
     assert is_empty(empty) and "no run reached 95 %" in empty.layout.annotations[0].text
     assert default_variable(blank) == "final_test_acc"
-
-
-def test_sweeps_page_shows_the_phase_diagram(sweep_data, browser_page, tmp_path):
-    root, ds = sweep_data
-    with serving(root, tmp_path) as url:
-        page = browser_page
-        page.goto(url + "/sweeps")
-        heatmaps = []
-        for _ in range(100):
-            heatmaps = page.evaluate(PLOTLY_HEATMAPS_JS)
-            if heatmaps:
-                break
-            page.wait_for_timeout(300)
-        assert heatmaps, "no heatmap drawn on /sweeps"
-        z = np.array([[np.nan if v is None else v for v in row] for row in heatmaps[0]["z"]], dtype=float)
-        var = heatmaps[0]["name"]  # steps to 95 %, or a final metric when no cell reached 95 %
-        assert var == default_variable(ds)
-        np.testing.assert_array_equal(z, ds[var].transpose("wd", "frac").values)
-        assert sorted(np.ravel(heatmaps[0]["customdata"])) == sorted(ds.run_id.values.ravel())
-        assert page.get_by_text(ds.sweep_id).count() >= 1
-        # a click on the lower-left cell (first wd, first frac) opens that run below the heatmap
-        box = page.locator(".nsewdrag").first.bounding_box()
-        page.mouse.click(box["x"] + box["width"] * 0.25, box["y"] + box["height"] * 0.75)
-        run_id = str(ds.run_id.sel(wd=0.1, frac=0.3).values)
-        page.get_by_text(f"Run {run_id}").wait_for(timeout=15_000)
-        wait_for_points(page, lambda p: p.get("train_acc", 0) == 13)
-        assert not page.errors, page.errors

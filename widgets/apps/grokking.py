@@ -20,7 +20,7 @@ import plotly.graph_objects as go
 import xarray as xr
 
 from widgets.apps import require_store
-from widgets.apps.status import is_live
+from widgets.apps.status import is_live, status_markdown
 from widgets.apps.url import sync_url
 from widgets.plots.empty import empty_figure
 from widgets.plots.grokking import (
@@ -96,8 +96,9 @@ def step_figures(ds: xr.Dataset, step: int) -> dict[str, go.Figure]:
     return figs
 
 
-def summary_line(ds: xr.Dataset, run_id: str, step: int | None, live: bool) -> str:
-    """Markdown line: run, step, accuracies at the step, final key frequencies, live marker."""
+def summary_line(ds: xr.Dataset, run_id: str, step: int | None, live: bool, status: str = "") -> str:
+    """Markdown line: run, step, accuracies at the step, final key frequencies, then the live marker
+    or ``status`` (a stopped run's status and resume command, :func:`status_markdown`)."""
     if step is None:
         return f"**{run_id}**: no grokking probe data yet."
     parts = [f"**{run_id}** · step {step}"]
@@ -117,7 +118,7 @@ def summary_line(ds: xr.Dataset, run_id: str, step: int | None, live: bool) -> s
     elif keys is not None:
         parts.append("key freqs: none — no frequency stands out in the embedding's Fourier norms "
                      "(no Fourier circuit formed: expected before or without grokking)")
-    return " · ".join(parts) + (" · 🟢 **live**" if live else "")
+    return " · ".join(parts) + (" · 🟢 **live**" if live else f" · {status}" if status else "")
 
 
 # -- the page --------------------------------------------------------------------------------------
@@ -188,7 +189,9 @@ class GrokkingPage(pn.viewable.Viewer):
         if self._ds is None:
             return
         step = nearest_step(self._steps, self.step)
-        self._status.object = summary_line(self._ds, self.run_id, step, self._live())
+        run = self.store.open(self.run_id)
+        stopped = "" if run.status in ("done", "running") else status_markdown(run)
+        self._status.object = summary_line(self._ds, self.run_id, step, is_live(run), stopped)
         if step is None:
             for pane in self._panes.values():
                 pane.object = empty_figure("the grokking probe has not run yet (it runs every probe_every steps)")

@@ -27,6 +27,7 @@ PHASE_COLORS = {"memorization": "rgba(99,110,250,0.12)", "circuit_formation": "r
 
 
 GROKKED_TEST_ACC = 0.9  # detect_phases' default test_threshold
+LABEL_LINE_PX = 17  # phase labels stacked one text line apart (11 px font), whatever the figure's height
 
 
 def _phases(ds: xr.Dataset, phases: dict | None) -> dict:
@@ -56,7 +57,7 @@ def _shade(fig: go.Figure, ds: xr.Dataset, phases: dict | None, **where) -> None
     for i, (name, span) in enumerate(spans):
         x1 = span[1] if span[1] is not None else end
         fig.add_vrect(x0=span[0], x1=x1, fillcolor=PHASE_COLORS[name], line_width=0, **where)
-        fig.add_annotation(x=span[0], y=1 - 0.08 * i, xref="x", yref="y domain",
+        fig.add_annotation(x=span[0], y=1, yshift=-LABEL_LINE_PX * i, xref="x", yref="y domain",
                            text=name.replace("_", " "), showarrow=False, xanchor="left", yanchor="top",
                            font={"size": 11, "color": "#444"})
 

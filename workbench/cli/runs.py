@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from workbench.cli.common import DataOpt, fail, open_store
+from workbench.grokking.phases import current_phases
 from workbench.store import RunDamagedError, RunLockedError, RunNotFoundError
 
 runs_app = typer.Typer(help="List, show, check and delete runs.", no_args_is_help=True)
@@ -30,8 +31,12 @@ def runs_show(run_id: str, data: DataOpt = None) -> None:
     """Config, state, status and metric variables of one run."""
     try:
         run = open_store(data, create=False).open(run_id)
+        state = run.state
+        attrs = state.get("attrs") or {}
+        if attrs.get("phases"):  # a run stored before `grokked` was recorded: judged again, not trusted
+            attrs["phases"] = current_phases(attrs["phases"], run.metrics())
         shown = {"run_id": run.id, "path": str(run.path), "status": run.status_info(), "config": run.config,
-                 "state": run.state, "checkpoints": run.checkpoint_steps(), "metric_groups": run.groups()}
+                 "state": state, "checkpoints": run.checkpoint_steps(), "metric_groups": run.groups()}
     except (ValueError, FileNotFoundError, RunNotFoundError, RunDamagedError) as exc:
         fail(str(exc))
     typer.echo(json.dumps(shown, indent=1, default=str))

@@ -44,7 +44,7 @@ from workbench.grokking.losses import excluded_loss, restricted_loss
 from workbench.grokking.margin import irrep_usage, normalized_margin
 from workbench.grokking.mlp import MLP
 from workbench.grokking.modular_run import ModularConfig, train_modular
-from workbench.grokking.phases import PHASES, detect_phases
+from workbench.grokking.phases import PHASES, current_phases, detect_phases
 from workbench.grokking.probe import grokking_probe
 from workbench.grokking.run import GrokkingConfig, finalize_run, train_grokking
 from workbench.grokking.transformer import Transformer
@@ -52,8 +52,8 @@ from workbench.grokking.words import bilinear_tensor, task_tensor
 
 __all__ = [
     "MLP", "PHASES", "GrokkingConfig", "GroupsConfig", "Li2Config", "Li2MLP", "ModularConfig", "Transformer",
-    "bilinear_tensor", "cp_als", "cp_rank", "detect_li2_stages", "detect_phases", "embedding_fourier_norms",
-    "excluded_loss", "finalize_run", "fourier_basis", "gini", "gradient_structure", "grokking_probe",
+    "bilinear_tensor", "cp_als", "cp_rank", "current_phases", "detect_li2_stages", "detect_phases",
+    "embedding_fourier_norms", "excluded_loss", "finalize_run", "fourier_basis", "gini", "gradient_structure", "grokking_probe",
     "group_fourier", "group_probe", "irrep_basis", "irrep_concentration", "irrep_energy", "irrep_excluded_loss",
     "irrep_restricted_loss", "irrep_usage", "irreps", "key_frequencies", "key_irreps", "li2_ascent", "li2_energy",
     "logit_fourier_2d", "matrix_multiplication_tensor", "neuron_frequency_clusters", "neuron_key_irreps",

@@ -88,6 +88,15 @@ def detect_phases(metrics: xr.Dataset, *, train_threshold: float = 0.99, drop: f
                     "(Nanda et al. 2023 Sec. 5.3)"}
 
 
+def current_phases(stored: dict | None, metrics: xr.Dataset) -> dict | None:
+    """``stored`` phases, re-detected from ``metrics`` when they were recorded before runs said
+    whether they grokked (such phases may name a cleanup a run that never generalised did not have)."""
+    if not stored or "grokked" in stored:
+        return stored
+    return {**detect_phases(metrics), "note": "re-detected from the metrics: stored before runs recorded "
+                                              "whether they grokked"}
+
+
 def _grokked(metrics: xr.Dataset, test_threshold: float, t3: int | None) -> bool:
     """Did the run generalise: test accuracy reached ``test_threshold`` (else: test loss fell to t3)?"""
     if "test_acc" in metrics:

@@ -27,3 +27,25 @@ def test_the_same_fall_counts_once_test_accuracy_is_reached():
     out = detect_phases(curves(final_test_acc=1.0))
     assert out["grokked"] is True and out["boundaries"]["t2"] is not None
     assert out["phases"]["cleanup"] == [out["boundaries"]["t2"], out["boundaries"]["t3"]]
+
+
+def test_runs_show_judges_phases_stored_before_the_grokked_flag(tmp_path):
+    """An old run's stored phases named a cleanup for a run that never generalised: shown re-detected."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from workbench.cli import app
+    from workbench.store import RunStore
+
+    metrics = curves(final_test_acc=0.44)
+    old = {"phases": {"memorization": [0, 100], "circuit_formation": [100, 340], "cleanup": [340, 660]},
+           "boundaries": {"t1": 100, "t2": 340, "t3": 660}, "rule": "before the grokked flag"}
+    run = RunStore(tmp_path).create({"kind": "grokking"})
+    run.append(metrics)
+    run.update_state(status="done", attrs={"phases": old})
+    shown = CliRunner().invoke(app, ["runs", "show", run.id, "--data", str(tmp_path)])
+    assert shown.exit_code == 0, shown.output
+    phases = json.loads(shown.output)["state"]["attrs"]["phases"]
+    assert phases["grokked"] is False and phases["phases"]["cleanup"] is None and "re-detected" in phases["note"]
+    assert run.state["attrs"]["phases"] == old  # shown, not rewritten
