@@ -20,6 +20,7 @@ import plotly.graph_objects as go
 import xarray as xr
 
 from widgets.apps import require_store
+from widgets.apps.background import JobPool
 from widgets.apps.status import is_live, status_markdown
 from widgets.apps.url import sync_url
 from widgets.plots.empty import empty_figure
@@ -216,8 +217,11 @@ class GrokkingPage(pn.viewable.Viewer):
             sizing_mode="stretch_width")
 
 
-def page(store: RunStore) -> pn.viewable.Viewable:
-    """The grokking page for ``workbench serve`` (live refresh in a server session)."""
+def page(store: RunStore, jobs: JobPool | None = None) -> pn.viewable.Viewable:
+    """The grokking page for ``workbench serve`` (live refresh in a server session).
+
+    ``jobs`` (the server's pool) is unused: this page reads stored results and computes nothing.
+    """
     view = GrokkingPage(store)
     if pn.state.curdoc is None or pn.state.curdoc.session_context is None:
         return view

@@ -20,7 +20,7 @@ import plotly.graph_objects as go
 import xarray as xr
 
 from widgets.apps import require_store
-from widgets.apps.background import Background
+from widgets.apps.background import Background, JobPool
 from widgets.apps.url import sync_url
 from widgets.plots.empty import empty_figure
 from widgets.plots.koopman import (
@@ -185,10 +185,10 @@ class KoopmanPage(pn.viewable.Viewer):
     window_index = param.Integer(default=-1, bounds=(-1, 1000), doc="Which window to show (-1 = last)")
     summary = param.String(default="", precedence=-1, doc="Summary line of the drawn view")
 
-    def __init__(self, store: RunStore, *, threaded: bool = True, **params):
+    def __init__(self, store: RunStore, *, jobs: JobPool | None = None, threaded: bool = True, **params):
         self.store = require_store(store)
         super().__init__(**params)
-        self._job = Background(threaded=threaded)
+        self._job = Background(pool=jobs, threaded=threaded)
         busy = self._job.param.busy
         self._status = pn.pane.Markdown(pn.bind(status_line, self.param.run_id, self.param.summary, busy,
                                                 self._job.param.error), sizing_mode="stretch_width")
@@ -234,7 +234,7 @@ class KoopmanPage(pn.viewable.Viewer):
             self._panes["modes"], self._panes["cmd"], self._panes["piecewise"], sizing_mode="stretch_width")
 
 
-def page(store: RunStore) -> pn.viewable.Viewable:
+def page(store: RunStore, jobs: JobPool | None = None) -> pn.viewable.Viewable:
     """The Koopman page for ``workbench serve`` (``?run=<id>`` opens a run)."""
-    view = KoopmanPage(store)
+    view = KoopmanPage(store, jobs=jobs)
     return pn.Column(sync_url(view, "run_id"), view, sizing_mode="stretch_width")

@@ -16,6 +16,7 @@ import param
 import plotly.graph_objects as go
 
 from widgets.apps import require_store
+from widgets.apps.background import JobPool
 from widgets.apps.run_table import HYPERPARAMETERS, lens_links, run_table
 from widgets.apps.status import is_live, status_markdown
 from widgets.apps.url import sync_url
@@ -228,8 +229,11 @@ class RunBrowser(pn.viewable.Viewer):
             sizing_mode="stretch_width")
 
 
-def page(store: RunStore) -> pn.viewable.Viewable:
-    """The run browser for ``workbench serve`` (URL sync and live refresh in a server session)."""
+def page(store: RunStore, jobs: JobPool | None = None) -> pn.viewable.Viewable:
+    """The run browser for ``workbench serve`` (URL sync and live refresh in a server session).
+
+    ``jobs`` (the server's pool) is unused: this page reads stored results and computes nothing.
+    """
     browser = RunBrowser(store)
     if pn.state.curdoc is None or pn.state.curdoc.session_context is None:
         return browser

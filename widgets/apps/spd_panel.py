@@ -15,7 +15,7 @@ import panel as pn
 import param
 import xarray as xr
 
-from widgets.apps.background import Background
+from widgets.apps.background import Background, JobPool
 from widgets.plots.empty import empty_figure
 from widgets.plots.spd import spd_columns, spd_importances
 from workbench.superposition import column_match, onehot_importances, spd, spd_summary
@@ -48,9 +48,10 @@ class SPDPanel(pn.viewable.Viewer):
 
     decompose = param.Event(label="Decompose (SPD)", doc="Decompose the sparsest model shown")
 
-    def __init__(self, models: Callable[[], xr.Dataset | None], *, threaded: bool = True, **params):
+    def __init__(self, models: Callable[[], xr.Dataset | None], *, jobs: JobPool | None = None, threaded: bool = True,
+                 **params):
         super().__init__(**params)
-        self._models, self._job = models, Background(threaded=threaded)
+        self._models, self._job = models, Background(pool=jobs, threaded=threaded)
         self._progress = pn.indicators.Progress(value=0, max=SPD_SETTINGS["steps"], visible=False, width=300)
         self._status = pn.pane.Markdown("", sizing_mode="stretch_width")
         self._panes = {k: pn.pane.Plotly(empty_figure("press Decompose (SPD) to decompose the sparsest model shown"),
@@ -68,6 +69,7 @@ class SPDPanel(pn.viewable.Viewer):
         self._progress.param.update(value=0, max=steps, visible=True)
         self._status.object = f"⏳ Decomposing ({steps} steps) …"
         def advance(step: int, total: int, loss: float) -> None:
+            self._job.check()  # a closed page or a newer request stops the decomposition here
             self._progress.value = step
 
         self._job.submit(lambda: decompose_shown(models, progress=advance), on_done=self._show)

@@ -25,7 +25,7 @@ import xarray as xr
 from torch import nn
 
 from widgets.apps import require_store
-from widgets.apps.background import Background
+from widgets.apps.background import Background, JobPool
 from widgets.apps.url import sync_url
 from widgets.plots.dynamics import compressibility_curves, delta_rank_curves
 from widgets.plots.empty import empty_figure
@@ -174,10 +174,10 @@ class SpectrumPage(pn.viewable.Viewer):
     layers = param.ListSelector(default=[], objects=[], doc="Layers to show ESDs for")
     result = param.ClassSelector(class_=xr.Dataset, default=None, precedence=-1, doc="The analysed source")
 
-    def __init__(self, store: RunStore, *, threaded: bool = True, **params):
+    def __init__(self, store: RunStore, *, jobs: JobPool | None = None, threaded: bool = True, **params):
         self.store = require_store(store)
         super().__init__(**params)
-        self._job = Background(threaded=threaded)
+        self._job = Background(pool=jobs, threaded=threaded)
         busy = self._job.param.busy
         self._status = pn.pane.Markdown(pn.bind(status_line, self.param.source, self.param.result, busy,
                                                 self._job.param.error), sizing_mode="stretch_width")
@@ -256,8 +256,8 @@ class SpectrumPage(pn.viewable.Viewer):
             sizing_mode="stretch_width")
 
 
-def page(store: RunStore) -> pn.viewable.Viewable:
+def page(store: RunStore, jobs: JobPool | None = None) -> pn.viewable.Viewable:
     """The spectra page for ``workbench serve``: analyses the newest source (or ``?run=<id>``) in the
     background."""
-    view = SpectrumPage(store)
+    view = SpectrumPage(store, jobs=jobs)
     return pn.Column(sync_url(view, "source"), view, sizing_mode="stretch_width")

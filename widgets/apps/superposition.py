@@ -25,7 +25,7 @@ import plotly.graph_objects as go
 import xarray as xr
 
 from widgets.apps import require_store
-from widgets.apps.background import Background
+from widgets.apps.background import Background, JobPool
 from widgets.apps.spd_panel import SPDPanel
 from widgets.apps.url import sync_url
 from widgets.plots.empty import empty_figure
@@ -139,10 +139,11 @@ class SuperpositionPage(pn.viewable.Viewer):
     train = param.Event(label="Train models", doc="Train with the current sliders")
     compute_phase = param.Event(label="Compute phase diagram", doc="Compute and store the phase diagram")
 
-    def __init__(self, store: RunStore, *, threaded: bool = True, **params):
+    def __init__(self, store: RunStore, *, jobs: JobPool | None = None, threaded: bool = True, **params):
         self.store = require_store(store)
         super().__init__(**params)
-        self._training, self._phase = Background(threaded=threaded), Background(threaded=threaded)
+        self._training = Background(pool=jobs, threaded=threaded)
+        self._phase = Background(pool=jobs, threaded=threaded)
         self._panes = {k: pn.pane.Plotly(empty_figure(WAITING[k]), height=h, sizing_mode="stretch_width", name=k,
                                          loading=(self._phase if k == "phase" else self._training).param.busy)
                        for k, h in (("grid", 440), ("polygon", 320), ("dims", 420), ("phase", 460))}
@@ -152,7 +153,7 @@ class SuperpositionPage(pn.viewable.Viewer):
                                         sizing_mode="stretch_width")
         self._shown = ""  # what the drawn plots are of (for the hint while new ones are computed)
         self._models: xr.Dataset | None = None  # the models drawn, for the SPD panel
-        self.spd = SPDPanel(lambda: self._models, threaded=threaded)
+        self.spd = SPDPanel(lambda: self._models, jobs=jobs, threaded=threaded)
         self.param.run_id.objects = [None, *superposition_runs(store)]
 
     @param.depends(*CONTROLS, "train", watch=True)
@@ -219,10 +220,10 @@ class SuperpositionPage(pn.viewable.Viewer):
             phase_button, self._panes["phase"], sizing_mode="stretch_width")
 
 
-def page(store: RunStore) -> pn.viewable.Viewable:
+def page(store: RunStore, jobs: JobPool | None = None) -> pn.viewable.Viewable:
     """The superposition page for ``workbench serve``: loads a stored phase diagram; training and
     computing start only from the page's buttons and sliders (opening it computes nothing)."""
-    view = SuperpositionPage(store)
+    view = SuperpositionPage(store, jobs=jobs)
     if view.has_phase_diagram():
         view.start_phase_diagram()
     return pn.Column(sync_url(view, "run_id"), view, sizing_mode="stretch_width")

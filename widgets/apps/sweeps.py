@@ -14,6 +14,7 @@ import plotly.graph_objects as go
 import xarray as xr
 
 from widgets.apps import require_store
+from widgets.apps.background import JobPool
 from widgets.apps.url import sync_url
 from widgets.plots.empty import empty_figure
 from widgets.plots.sweep import heatmap_cell, sweep_heatmap, sweep_variables
@@ -162,8 +163,11 @@ class SweepBrowser(pn.viewable.Viewer):
                          pn.Row(self._loss, self._acc, sizing_mode="stretch_width"), sizing_mode="stretch_width")
 
 
-def page(store: RunStore) -> pn.viewable.Viewable:
-    """The Sweeps page for ``workbench serve`` (periodic refresh in a server session)."""
+def page(store: RunStore, jobs: JobPool | None = None) -> pn.viewable.Viewable:
+    """The Sweeps page for ``workbench serve`` (periodic refresh in a server session).
+
+    ``jobs`` (the server's pool) is unused: this page reads stored results and computes nothing.
+    """
     browser = SweepBrowser(store)
     if pn.state.curdoc is None or pn.state.curdoc.session_context is None:
         return browser
