@@ -93,6 +93,29 @@ def grok_run(store: RunStore):
     return run
 
 
+def pdmd_table(pd, boundaries: dict, rank: int) -> tuple[dict, list[str]]:
+    """:func:`piecewise_dmd`'s error indicators as N grows, with the window holding each phase boundary."""
+    lines = [(f"piecewise DMD (rank {rank} per window): global error, the largest and smallest window errors, "
+              "and the error of the window holding each phase boundary with its rank among the N windows "
+              "(1 = worst):"), "",
+             "| N | ‖X − X̂‖/‖X‖ | worst window (steps): error | best window error | "
+             + " | ".join(boundaries) + " |", "|---|---|---|---|" + "---|" * len(boundaries)]
+    out = {}
+    for n in pd.n_windows.values:
+        we = pd.window_error.sel(n_windows=n).values[:n]
+        starts = pd.window_start.sel(n_windows=n).values[:n]
+        j = int(np.nanargmax(we))
+        s0, s1 = int(starts[j]), int(pd.window_end.sel(n_windows=n)[j])
+        holding = {k: int(np.searchsorted(starts, v, side="right") - 1) for k, v in boundaries.items() if v is not None}
+        out[int(n)] = {"error": float(pd.error.sel(n_windows=n)), "window_error": we.tolist(),
+                       "window_start": starts.tolist(), "boundary_window": holding}
+        cells = [f"{we[w]:.1e} ({int((we > we[w]).sum()) + 1}/{n})" if k in holding else "—"
+                 for k, w in ((k, holding.get(k)) for k in boundaries)]
+        lines.append(f"| {n} | {float(pd.error.sel(n_windows=n)):.2e} | {s0}–{s1}: {we[j]:.1e} | {np.nanmin(we):.1e} | "
+                     + " | ".join(cells) + " |")
+    return out, lines
+
+
 def grok_section(store: RunStore) -> tuple[dict, list[str]]:
     t0 = time.perf_counter()
     run = grok_run(store)
@@ -124,23 +147,8 @@ def grok_section(store: RunStore) -> tuple[dict, list[str]]:
                      f"{' / '.join(str(int(x)) for x in d.numerical_rank.values)} | "
                      f"{' / '.join(f'{x:.2f}' for x in d.rel_norm.values)} | {' / '.join(f'{x:.4f}' for x in c)} | "
                      f"{float(sign.ratio.sel(step=s, codec='gzip')):.3f} |")
-    lines += ["", ("piecewise DMD (rank 10 per window): global error, the largest and smallest window errors, and "
-                   "the error of the window holding each phase boundary with its rank among the N windows "
-                   "(1 = worst):"), "",
-              "| N | ‖X − X̂‖/‖X‖ | worst window (steps): error | best window error | t1 | t2 | t3 |",
-              "|---|---|---|---|---|---|---|"]
-    pdmd = {}
-    for n in pd.n_windows.values:
-        we = pd.window_error.sel(n_windows=n).values[:n]
-        starts = pd.window_start.sel(n_windows=n).values[:n]
-        j = int(np.nanargmax(we))
-        s0, s1 = int(starts[j]), int(pd.window_end.sel(n_windows=n)[j])
-        holding = {k: int(np.searchsorted(starts, v, side="right") - 1) for k, v in b.items()}
-        pdmd[int(n)] = {"error": float(pd.error.sel(n_windows=n)), "window_error": we.tolist(),
-                        "window_start": starts.tolist(), "boundary_window": holding}
-        cells = [f"{we[w]:.1e} ({int((we > we[w]).sum()) + 1}/{n})" for w in holding.values()]
-        lines.append(f"| {n} | {float(pd.error.sel(n_windows=n)):.2e} | {s0}–{s1}: {we[j]:.1e} | {np.nanmin(we):.1e} | "
-                     + " | ".join(cells) + " |")
+    pdmd, pdmd_lines = pdmd_table(pd, b, rank=10)
+    lines += ["", *pdmd_lines]
     res = {"run_id": run.id, "phases": b, "marks": marks, "layers": names,
            "stable_rank": delta.stable_rank.sel(step=marks).values.tolist(),
            "numerical_rank": delta.numerical_rank.sel(step=marks).values.tolist(),

@@ -19,6 +19,7 @@ import xarray as xr
 from torch import nn
 from tqdm.auto import tqdm
 
+from workbench.parallel import flush_denormals
 from workbench.record import Probe, Recorder, TrainingDiverged
 from workbench.store import Run
 from workbench.trajectory import ParameterRecorder
@@ -143,7 +144,7 @@ def fit(
                    state={"scheduler": scheduler, "generator": batches}, flush_seconds=flush_seconds, wait=wait)
     start = rec.resume(resume)
     bar = tqdm(total=steps, initial=start, disable=not progress_enabled(progress), desc="train", dynamic_ncols=True)
-    with rec, bar:
+    with rec, bar, flush_denormals():
         for step in range(start, steps + 1):
             xb, yb = batches.next()
             logits = model(xb)

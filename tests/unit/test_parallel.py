@@ -1,12 +1,12 @@
 """workbench.parallel: a pool's threads run torch single-threaded, end with their owner; the caller's count is restored."""
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import torch
 
-import threading
-
-from workbench.parallel import WorkerPool, torch_threads
+from workbench.parallel import WorkerPool, flush_denormals, torch_threads
 from workbench.superposition import ToyModels
 
 
@@ -60,3 +60,11 @@ def test_pool_threads_stay_single_threaded_after_a_pooled_toy_step():
     with WorkerPool(3) as pool:
         m.sample_loss_and_grad(64, np.random.default_rng(5), chunk_elements=2 * 64 * 8, threads=4, pool=pool)
         assert list(pool.map(lambda _: torch.get_num_threads(), range(6))) == [1] * 6
+
+
+def test_flush_denormals_zeroes_subnormals_inside_and_restores_after():
+    tiny = torch.tensor([1e-39], dtype=torch.float32)  # subnormal in float32
+    assert float(tiny * 1.0) != 0.0
+    with flush_denormals():
+        assert float(tiny * 1.0) == 0.0
+    assert float(tiny * 1.0) != 0.0
