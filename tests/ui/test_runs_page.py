@@ -5,42 +5,10 @@ import time
 
 import pytest
 
+from tests.ui.plots import wait_for_points
 from workbench.store import RunStore
 
 pytestmark = pytest.mark.ui
-
-# Every plotly figure on the page (searching Bokeh's shadow roots too): trace name and point count.
-# plotly.js keeps a figure's data on its graph div (`.js-plotly-plot`), so this reads what is drawn.
-PLOTLY_TRACES_JS = """() => {
-  const found = [];
-  const walk = root => {
-    root.querySelectorAll('.js-plotly-plot').forEach(gd => found.push(gd));
-    root.querySelectorAll('*').forEach(el => { if (el.shadowRoot) walk(el.shadowRoot); });
-  };
-  walk(document);
-  return found.map(gd => (gd.data || []).map(t => ({name: t.name, n: (t.x || []).length})));
-}"""
-
-
-def plot_points(page) -> dict[str, int]:
-    """Trace name → number of points, over every plotly figure on the page."""
-    out: dict[str, int] = {}
-    for fig in page.evaluate(PLOTLY_TRACES_JS):
-        for trace in fig:
-            out[trace["name"]] = max(out.get(trace["name"], 0), trace["n"])
-    return out
-
-
-def wait_for_points(page, predicate, timeout: float = 30.0) -> dict[str, int]:
-    deadline = time.monotonic() + timeout
-    points: dict[str, int] = {}
-    while time.monotonic() < deadline:
-        points = plot_points(page)
-        if predicate(points):
-            return points
-        page.wait_for_timeout(300)
-    raise AssertionError(f"plots never satisfied the condition; last trace point counts: {points}")
-
 
 def select_run(page, run_id: str) -> None:
     """Click the run's row in the runs table."""

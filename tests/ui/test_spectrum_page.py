@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.ui.test_runs_page import wait_for_points
+from tests.ui.plots import wait_for_points
 from widgets.apps.spectrum import (
     PRETRAINED,
     SpectrumPage,

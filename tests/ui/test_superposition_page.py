@@ -1,4 +1,4 @@
-"""The superposition page: plain page logic, then the real page in headless Chromium."""
+"""The superposition page: plain page logic (the page in Chromium: ``test_tour.py``)."""
 from __future__ import annotations
 
 import tempfile

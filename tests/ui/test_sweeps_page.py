@@ -1,4 +1,4 @@
-"""The Sweeps page: page logic without a browser, then the real page in headless Chromium."""
+"""The Sweeps page's logic without a browser (the page in Chromium: ``test_tour.py``)."""
 from __future__ import annotations
 
 import logging
@@ -12,19 +12,23 @@ from workbench.sweep import sweep
 
 pytestmark = pytest.mark.ui
 
-@pytest.fixture(scope="module")
-def sweep_data(tmp_path_factory):
-    """A data root holding one finished 2×2 sweep of tiny modular runs (in-process cluster)."""
+def tiny_sweep(root):
+    """A finished 2×2 sweep (wd × frac) of tiny modular runs into ``root`` (in-process cluster)."""
     from distributed import Client, LocalCluster
 
-    root = tmp_path_factory.mktemp("sweep_ui")
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None,
                       silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
-        ds = sweep("modular", {"wd": [0.1, 1.0], "frac": [0.3, 0.6]},
-                   base={"p": 23, "d_embed": 16, "d_hidden": 32, "lr": 1e-2, "steps": 60, "eval_every": 5,
-                             "checkpoint_every": 60, "trajectory_every": 0},
-                   scheduler=client, data=root, progress=False)
-    return root, ds
+        return sweep("modular", {"wd": [0.1, 1.0], "frac": [0.3, 0.6]},
+                     base={"p": 23, "d_embed": 16, "d_hidden": 32, "lr": 1e-2, "steps": 60, "eval_every": 5,
+                           "checkpoint_every": 60, "trajectory_every": 0},
+                     scheduler=client, data=root, progress=False)
+
+
+@pytest.fixture(scope="module")
+def sweep_data(tmp_path_factory):
+    """A data root holding one finished 2×2 sweep of tiny modular runs."""
+    root = tmp_path_factory.mktemp("sweep_ui")
+    return root, tiny_sweep(root)
 
 
 def test_page_logic(sweep_data):

@@ -9,7 +9,6 @@ go to a temporary directory, so the screenshot code runs in every ``make test``)
 """
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import subprocess
@@ -21,42 +20,12 @@ import numpy as np
 import pytest
 
 from tests.ui.conftest import REPO, WORKBENCH, child_env, serving, stop
-from tests.ui.test_runs_page import wait_for_points
+from tests.ui.plots import figures, wait_for_points
 from widgets.apps.koopman import clip_settings
 from widgets.apps.sweeps import default_variable
 from workbench.store import RunStore
 
 pytestmark = [pytest.mark.ui, pytest.mark.slow]
-
-# Every plotly figure on the page (Bokeh's shadow roots too), described by what a reader sees:
-# trace names and point counts, shaded bands, annotation boxes, axis ranges and titles. Each
-# figure's graph div gets ``data-figure=<index>`` so a locator can screenshot it.
-FIGURES_JS = """() => {
-  const found = [];
-  const walk = root => {
-    root.querySelectorAll('.js-plotly-plot').forEach(gd => found.push(gd));
-    root.querySelectorAll('*').forEach(el => { if (el.shadowRoot) walk(el.shadowRoot); });
-  };
-  walk(document);
-  return found.map((gd, i) => {
-    gd.setAttribute('data-figure', String(i));
-    const L = gd._fullLayout || {};
-    const axes = Object.keys(L).filter(k => /^[xy]axis\\d*$/.test(k)).map(k => ({
-      name: k, type: L[k].type, range: L[k].range, title: (L[k].title || {}).text || ''}));
-    const boxes = Array.from(gd.querySelectorAll('.annotation')).map(a => {
-      const r = a.getBoundingClientRect(); return {text: a.textContent, x0: r.left, x1: r.right, y0: r.top, y1: r.bottom};
-    });
-    return {index: i, title: ((L.title || {}).text) || '', axes, boxes,
-            bands: (L.shapes || []).filter(s => s.type === 'rect').length,
-            traces: (gd.data || []).map(t => ({name: t.name, type: t.type, x: t.x, y: t.y, z: t.z,
-                                               customdata: t.customdata}))};
-  });
-}"""
-
-
-def figures(page) -> list[dict]:
-    return page.evaluate(FIGURES_JS)
-
 
 def figure_with(page, trace: str | None = None, *, kind: str | None = None, timeout: float = 60.0) -> dict:
     """The first figure drawing a trace named ``trace`` (or of type ``kind``); waits for it."""
@@ -116,13 +85,12 @@ def interrupted_grokking_run(root: Path, log: Path) -> str:
 def tour(tmp_path_factory):
     """The tour's data root and run ids (about a minute of training on two cores)."""
     import torch
-    from distributed import Client, LocalCluster
 
     from tests.ui.test_superposition_page import SMALL_GRID
+    from tests.ui.test_sweeps_page import tiny_sweep
     from widgets.apps.superposition import PHASE_KIND, PHASE_NAME
     from workbench.grokking import GrokkingConfig, ModularConfig, train_grokking, train_modular
     from workbench.superposition import ToyRunConfig, phase_diagram, train_toy_run
-    from workbench.sweep import sweep
 
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("tour")
@@ -132,12 +100,7 @@ def tour(tmp_path_factory):
            "interrupted": interrupted_grokking_run(root, tmp_path_factory.mktemp("logs") / "train.log"),
            "toy": train_toy_run(ToyRunConfig(sparsity=[0.0, 0.9], n_inits=1, steps=100), store, progress=False).id}
     store.save_artifact(PHASE_KIND, PHASE_NAME, phase_diagram(**SMALL_GRID))  # a small one: the page's takes minutes
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None,
-                      silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
-        grid = sweep("modular", {"wd": [0.1, 1.0], "frac": [0.3, 0.6]},
-                     base={"p": 23, "d_embed": 16, "d_hidden": 32, "lr": 1e-2, "steps": 60, "eval_every": 5,
-                           "checkpoint_every": 60, "trajectory_every": 0},
-                     scheduler=client, data=root, progress=False)
+    grid = tiny_sweep(root)
     return root, ids, grid
 
 
@@ -178,7 +141,7 @@ def test_the_tour(tour, shots, chromium_browser, tmp_path):
         cells = [str(r) for r in grid.run_id.values.ravel()]
         page.locator(".tabulator-row", has_text=cells[0]).first.click()
         page.locator(".tabulator-row", has_text=cells[-1]).first.click(modifiers=["Control"])
-        points = wait_for_points(page, lambda p: sum(1 for k in p if str(k).split(" ")[0] in cells) >= 2)
+        points = wait_for_points(page, lambda p: sum(1 for k in p if str(k).split(" ")[0] in cells) >= 2, timeout=60)
         assert all(("wd=" in k or "frac=" in k) for k in points if str(k).split(" ")[0] in cells)  # coloured by
         page.goto(url + "/runs?run=no-such-run")
         page.get_by_text("cannot show run").wait_for()
@@ -190,7 +153,8 @@ def test_the_tour(tour, shots, chromium_browser, tmp_path):
         assert curves["bands"] == 0, "phase bands drawn on a run that never grokked"
         page.get_by_text("status interrupted").first.wait_for()  # and how to resume it
         page.goto(f"{url}/grokking?run={ids['grokked']}")
-        wait_for_points(page, lambda p: p.get("restricted loss", 0) == GROKKED["steps"] // GROKKED["probe_every"] + 1)
+        wait_for_points(page, lambda p: p.get("restricted loss", 0) == GROKKED["steps"] // GROKKED["probe_every"] + 1,
+                        timeout=60)
         curves = figure_with(page, "test loss")
         assert curves["bands"] >= 2 and not overlapping(curves["boxes"]), curves["boxes"]
         progress = figure_with(page, "restricted loss")
@@ -253,7 +217,7 @@ def test_the_tour(tour, shots, chromium_browser, tmp_path):
         page.mouse.click(box["x"] + box["width"] * 0.25, box["y"] + box["height"] * 0.75)
         clicked = str(grid.run_id.sel(wd=0.1, frac=0.3).values)
         page.get_by_text(f"Run {clicked}").wait_for(timeout=15_000)
-        wait_for_points(page, lambda p: p.get("train_acc", 0) == 13)
+        wait_for_points(page, lambda p: p.get("train_acc", 0) == 13, timeout=60)
         page.close()
         time.sleep(1)  # the last page's socket closes
     context.close()
