@@ -52,7 +52,9 @@ def figure(pd, boundaries: dict, counts: list[int], path: Path) -> None:
         if step is not None:
             ax.axvline(step, color="k", ls=":", lw=1)
             ax.text(step, 1.01, name, transform=ax.get_xaxis_transform(), ha="center", fontsize=8)
-    ax.set(xscale="symlog", xlabel="step (symlog)", yscale="log", ylabel="window error ‖X_j − X̂_j‖/‖X_j‖")
+    ax.set_xscale("symlog", linthresh=100)
+    ax.set(xlim=(0, float(pd.window_end.max())), xlabel="step (linear to 100, log beyond)", yscale="log",
+           ylabel="window error ‖X_j − X̂_j‖/‖X_j‖")
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
