@@ -18,7 +18,7 @@ from typing import TypeVar
 
 import torch
 
-__all__ = ["WorkerPool", "flush_denormals", "torch_threads"]
+__all__ = ["WorkerPool", "flush_denormals", "flushing_denormals", "torch_threads"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -38,16 +38,26 @@ def torch_threads(n: int) -> Iterator[None]:
         torch.set_num_threads(old)
 
 
+def flushing_denormals() -> bool:
+    """Whether the calling thread treats subnormal floats as zero (a subnormal times one gives 0)."""
+    return float(torch.tensor([1e-39]) * 1.0) == 0.0
+
+
 @contextmanager
 def flush_denormals() -> Iterator[None]:
-    """Treat subnormal floats as zero on the CPU inside the block (torch's default, off, after it).
+    """Treat subnormal floats as zero on the CPU inside the block (as before it, after).
 
     Weight decay drives weights, gradients and Adam's second moments towards zero; once values are
     subnormal (|x| < 1.2e-38 in float32) every operation on them takes the CPU's slow path. The
     paper's grokking run trained 5x slower after its cleanup for it: 3.2 vs 16 steps/s on one
     thread from its step-5000 checkpoint (2026-12-06). Values that small are zero to training.
+
+    The setting belongs to a thread, and threads inherit it when they start: torch's intra-op
+    threads that already run keep theirs. The ``workbench`` command sets it before torch starts
+    them (:func:`workbench.cli.main`); a script training on several threads can call
+    ``torch.set_flush_denormal(True)`` before its first torch operation.
     """
-    if not torch.set_flush_denormal(True):  # this CPU cannot (no SSE3): nothing to undo
+    if flushing_denormals() or not torch.set_flush_denormal(True):  # already on, or this CPU cannot
         yield
         return
     try:

@@ -6,7 +6,7 @@ import threading
 import numpy as np
 import torch
 
-from workbench.parallel import WorkerPool, flush_denormals, torch_threads
+from workbench.parallel import WorkerPool, flush_denormals, flushing_denormals, torch_threads
 from workbench.superposition import ToyModels
 
 
@@ -62,9 +62,16 @@ def test_pool_threads_stay_single_threaded_after_a_pooled_toy_step():
         assert list(pool.map(lambda _: torch.get_num_threads(), range(6))) == [1] * 6
 
 
-def test_flush_denormals_zeroes_subnormals_inside_and_restores_after():
+def test_flush_denormals_zeroes_subnormals_inside_and_restores_what_it_found():
     tiny = torch.tensor([1e-39], dtype=torch.float32)  # subnormal in float32
-    assert float(tiny * 1.0) != 0.0
+    assert float(tiny * 1.0) != 0.0 and not flushing_denormals()
     with flush_denormals():
-        assert float(tiny * 1.0) == 0.0
+        assert float(tiny * 1.0) == 0.0 and flushing_denormals()
     assert float(tiny * 1.0) != 0.0
+    torch.set_flush_denormal(True)  # set by the caller (the workbench command): left on
+    try:
+        with flush_denormals():
+            pass
+        assert flushing_denormals()
+    finally:
+        torch.set_flush_denormal(False)

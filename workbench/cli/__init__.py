@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Optional
 
+import torch
 import typer
 
 from workbench.cli import analysis, runs, train
@@ -72,4 +73,7 @@ def demo(data: DataOpt = None, steps: Annotated[int, typer.Option(min=1)] = 2500
 
 
 def main() -> None:  # pragma: no cover - console entry point
+    """Run the command with subnormal floats flushed to zero on every thread: set before torch starts
+    its thread pool, so the pool inherits it (:func:`workbench.parallel.flush_denormals`)."""
+    torch.set_flush_denormal(True)
     app()
