@@ -61,3 +61,21 @@ def test_train_superposition_grid_reproduces_dense_vs_sparse(tmp_path):
     assert W.sizes["instance"] == 6 and W.sizes["hidden"] == 2 and W.sizes["feature"] == 5
     bad = runner.invoke(app, ["train", "superposition", "--sparsity", "0,1.5", "--data", str(tmp_path)])
     assert bad.exit_code == 2 and "sparsity must be < 1.0" in bad.output
+
+
+def test_main_flushes_subnormals_before_the_command_runs(monkeypatch):
+    """The console entry point sets it before torch's thread pool starts, so every thread inherits it."""
+    import sys
+
+    import torch
+
+    from workbench.cli import main
+    from workbench.parallel import flushing_denormals
+
+    monkeypatch.setattr(sys, "argv", ["workbench", "--help"])
+    try:
+        with pytest.raises(SystemExit):
+            main()
+        assert flushing_denormals()
+    finally:
+        torch.set_flush_denormal(False)
