@@ -47,6 +47,37 @@ def open_session(url: str):
     return time.monotonic() - start, session
 
 
+def visit(url: str, opened: list, index: int, leave: threading.Event) -> None:
+    """In its own thread (a Bokeh client runs its own event loop): open a session, record its render
+    time (or why it failed) at ``opened[index]``, keep it open until ``leave`` is set, then close it."""
+    try:
+        seconds, session = open_session(url)
+    except Exception as exc:  # noqa: BLE001 - reported by visit_all, with the URL
+        opened[index] = f"{url}: {type(exc).__name__}: {exc}"
+        return
+    opened[index] = seconds
+    leave.wait(120)
+    session.close()
+
+
+def visit_all(urls: list[str]) -> list[float]:
+    """Open every URL at once, each in its own thread; close them all once all rendered."""
+    opened: list = [None] * len(urls)
+    leave = threading.Event()
+    threads = [threading.Thread(target=visit, args=(u, opened, i, leave)) for i, u in enumerate(urls)]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 120
+    while None in opened and time.monotonic() < deadline and any(t.is_alive() for t in threads):
+        time.sleep(0.1)
+    leave.set()
+    for t in threads:
+        t.join(30)
+    failed = [o for o in opened if not isinstance(o, float)]
+    assert not failed, f"sessions that never rendered: {failed}"
+    return opened
+
+
 @pytest.fixture(scope="module")
 def root(tmp_path_factory):
     """A data root with one small finished modular run (checkpoints and trajectory: every page has data)."""
@@ -66,23 +97,10 @@ def test_twenty_sessions_render_fast_and_memory_comes_back(root, tmp_path):
     with serving(root, tmp_path) as url:
         server = server_process(url)
         for slug in slugs:  # warm-up: every page imported and drawn once
-            open_session(f"{url}/{slug}")[1].close()
+            visit_all([f"{url}/{slug}"])
         settle(server)
         rss_before = server.memory_info().rss
-        results: list = [None] * SESSIONS
-
-        def visit(i: int) -> None:
-            results[i] = open_session(f"{url}/{slugs[i % len(slugs)]}")
-
-        threads = [threading.Thread(target=visit, args=(i,)) for i in range(SESSIONS)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(120)
-        assert all(results), "a session never rendered"
-        seconds = [s for s, _ in results]
-        for _, session in results:
-            session.close()
+        seconds = visit_all([f"{url}/{slugs[i % len(slugs)]}" for i in range(SESSIONS)])
         deadline, rss_after = time.monotonic() + 60, server.memory_info().rss
         while rss_after > 1.15 * rss_before and time.monotonic() < deadline:
             time.sleep(2)

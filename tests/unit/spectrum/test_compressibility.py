@@ -61,7 +61,7 @@ def test_motif_projection_known_answers():
     assert (blocks == 0).all(1).any()  # the zero motif
     # every block went to its nearest motif: no motif is closer than the one chosen
     motifs = torch.unique(blocks, dim=0)
-    d = torch.cdist(w.reshape(-1, 4), motifs)
+    d = torch.cdist(w.reshape(-1, 4), motifs, compute_mode="donot_use_mm_for_euclid_dist")  # exact, not ‖a‖²+‖b‖²−2ab
     np.testing.assert_allclose(((w.reshape(-1, 4) - blocks) ** 2).sum(1).sqrt(), d.min(1).values, rtol=1e-6)
     np.testing.assert_allclose(stats["distortion"], float(((w - p) ** 2).sum()), rtol=1e-6)
     assert torch.equal(motif_project(w, 4, 100, force_zero=False)[0], w)  # k = n_blocks: every block is a motif
