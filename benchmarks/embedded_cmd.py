@@ -11,25 +11,15 @@ accuracy ≥ 0.95, and the share of parameters embedded.
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 import time
-from pathlib import Path
 
-import numpy as np
 import torch
 
+from benchmarks.results_io import command_line, first_reaching, write_results
 from workbench.grokking.mlp import MLP
 from workbench.koopman import embedded_cmd_train
 from workbench.tasks.modular import ModularTask
 from workbench.train import default_optimizer
-
-RESULTS = Path(__file__).parent / "results"
-
-
-def first_step(ds, threshold: float = 0.95) -> int | None:
-    hit = np.flatnonzero(ds.test_acc.values >= threshold)
-    return int(ds.step.values[hit[0]]) if hit.size else None
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -55,17 +45,14 @@ def main(argv: list[str] | None = None) -> None:
         curves[name] = {"step": ds.step.values.tolist(), "test_acc": ds.test_acc.values.tolist(),
                         "train_acc": ds.train_acc.values.tolist(),
                         "embedded_fraction": ds.embedded_fraction.values.tolist()}
-        rows.append(f"| {name} | {first_step(ds) or '> ' + str(args.steps)} | {float(ds.test_acc[-1]):.3f} | "
+        rows.append(f"| {name} | {first_reaching(ds.step.values, ds.test_acc.values) or '> ' + str(args.steps)} | {float(ds.test_acc[-1]):.3f} | "
                     f"{float(ds.train_acc[-1]):.3f} | {float(ds.embedded_fraction[-1]):.2f} | {seconds:.0f} |")
         print(rows[-1], flush=True)
-    command = "python -m benchmarks.embedded_cmd " + " ".join(argv if argv is not None else sys.argv[1:])
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{args.name}.json").write_text(json.dumps({"command": command, "curves": curves}, indent=1))
+    command = command_line("embedded_cmd", argv)
     text = ["# Embedded CMD on the grokking MLP", "", f"`{command}` — torch {torch.__version__}, 1 thread.", "",
             "| training | first step with test acc ≥ 0.95 | final test acc | final train acc | embedded share | s |",
             "|---|---|---|---|---|---|", *rows, ""]
-    (RESULTS / f"{args.name}.md").write_text("\n".join(text))
-    print("\n".join(text))
+    write_results(args.name, text, {"command": command, "curves": curves})
 
 
 if __name__ == "__main__":

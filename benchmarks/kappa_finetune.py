@@ -13,21 +13,18 @@ before − after) and task-B test accuracy.
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from benchmarks.results_io import command_line, write_results
 from workbench.grokking.mlp import MLP
 from workbench.spectrum import kappa_select
 
-RESULTS = Path(__file__).parent / "results"
 TYPES = (nn.Linear, nn.Embedding)
 
 
@@ -123,16 +120,13 @@ def main(argv: list[str] | None = None) -> None:
     t0 = time.perf_counter()
     results = [run_seed(s, args) for s in args.seeds]
     seconds = time.perf_counter() - t0
-    command = "python -m benchmarks.kappa_finetune " + " ".join(argv if argv is not None else sys.argv[1:])
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "kappa_finetune.json").write_text(json.dumps({"command": command, "args": vars(args),
-                                                            "seconds": seconds, "results": results}, indent=1))
+    command = command_line("kappa_finetune", argv)
     kappas = "; ".join(f"seed {r['seed']}: " + ", ".join(f"{k} {v:.1f}" for k, v in r["kappa"].items())
                        for r in results)
-    text = [f"`{command}` — {seconds:.0f} s on 1 thread, torch {torch.__version__}.", "",
+    text = ["# KappaTune on the modular MLP", "", f"`{command}` — {seconds:.0f} s on 1 thread, torch {torch.__version__}.", "",
             f"κ after pretraining (lowest first): {kappas}.", "", *table(results), ""]
-    (RESULTS / "kappa_finetune.md").write_text("# KappaTune on the modular MLP\n\n" + "\n".join(text))
-    print("\n".join(text))
+    write_results("kappa_finetune", text, {"command": command, "args": vars(args), "seconds": seconds,
+                                           "results": results})
 
 
 if __name__ == "__main__":

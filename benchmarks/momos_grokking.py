@@ -10,21 +10,16 @@ compression ratio of the final float32 weights (:func:`workbench.spectrum.compre
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 import time
-from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
+from benchmarks.results_io import command_line, first_reaching, write_results
 from workbench.grokking.mlp import MLP
 from workbench.spectrum import compressibility, project_model_
 from workbench.tasks.modular import ModularTask
 from workbench.train import default_optimizer
-
-RESULTS = Path(__file__).parent / "results"
 
 
 def accuracy(model, x, y) -> float:
@@ -68,18 +63,16 @@ def main(argv: list[str] | None = None) -> None:
         r = train(task, args.steps, c or None, args.every, args.seed)
         name = "plain AdamW" if not c else f"MoMos s=4, capacity {c:g}, every {args.every} step(s)"
         out[name] = r
-        hit = np.flatnonzero(np.asarray(r["test_acc"]) >= 0.95)
-        first = r["step"][hit[0]] if hit.size else f"> {args.steps}"
+        first = first_reaching(r["step"], r["test_acc"])
+        first = f"> {args.steps}" if first is None else first
         rows.append(f"| {name} | {first} | {r['test_acc'][-1]:.3f} | {r['train_acc'][-1]:.3f} | "
                     f"{' / '.join(f'{x:.3f}' for x in r['ratio_gzip_bz2_lzma'])} | {time.perf_counter() - t0:.0f} |")
         print(rows[-1], flush=True)
-    command = "python -m benchmarks.momos_grokking " + " ".join(argv if argv is not None else sys.argv[1:])
-    (RESULTS / f"{args.name}.json").write_text(json.dumps({"command": command, "runs": out}, indent=1))
+    command = command_line("momos_grokking", argv)
     text = ["# MoMos motif projection while the MLP groks", "", f"`{command}` — torch {torch.__version__}, 1 thread.",
             "", ("| training | first step with test acc ≥ 0.95 | final test acc | final train acc | "
             "gzip / bz2 / lzma ratio of the final weights | s |"), "|---|---|---|---|---|---|", *rows, ""]
-    (RESULTS / f"{args.name}.md").write_text("\n".join(text))
-    print("\n".join(text))
+    write_results(args.name, text, {"command": command, "runs": out})
 
 
 if __name__ == "__main__":

@@ -12,19 +12,17 @@ has one of the largest errors among the N windows.
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from benchmarks.results_io import RESULTS, command_line, write_results
 from benchmarks.training_dynamics import pdmd_table
 from workbench.grokking.phases import detect_phases
 from workbench.koopman import piecewise_dmd
 from workbench.store import RunStore
 
-RESULTS = Path(__file__).parent / "results"
 NAME = "pdmd_grokking_40k"
 
 
@@ -77,18 +75,16 @@ def main(argv: list[str] | None = None) -> None:
     table, lines = pdmd_table(pd, b, rank=args.rank)
     RESULTS.mkdir(exist_ok=True)
     figure(pd, b, [n for n in counts if n >= 8], RESULTS / f"{NAME}.png")
-    command = "python -m benchmarks.pdmd_grokking " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = command_line("pdmd_grokking", argv)
     steps = traj["step"].values
     text = [f"# Piecewise DMD of the grokking run `{run.id}`", "", f"`{command}` — torch {torch.__version__}.", "",
-            f"Run: {run.config.get('train', {}).get('steps', '?')} steps configured, {int(run.state.get('step', 0))} "
+            (f"Run: {run.config.get('train', {}).get('steps', '?')} steps configured, {int(run.state.get('step', 0))} "
             f"trained, status `{run.status}`; trajectory: {traj.sizes['step']} snapshots (steps {int(steps[0])}–"
             f"{int(steps[-1])}) of the {traj.sizes['param']}-dimensional sketch. Phases (`detect_phases`): "
             f"memorization 0–{b['t1']}, circuit formation {b['t1']}–{b['t2']}, cleanup {b['t2']}–{b['t3']}; "
-            f"grokked: {phases['grokked']}.", "", f"![window errors]({NAME}.png)", "", *lines, ""]
-    (RESULTS / f"{NAME}.md").write_text("\n".join(text))
-    (RESULTS / f"{NAME}.json").write_text(json.dumps({"command": command, "run_id": run.id, "phases": b,
-                                                      "rank": args.rank, "pdmd": table}, indent=1))
-    print("\n".join(text))
+            f"grokked: {phases['grokked']}."), "", f"![window errors]({NAME}.png)", "", *lines, ""]
+    write_results(NAME, text, {"command": command, "run_id": run.id, "phases": b, "rank": args.rank,
+                               "pdmd": table})
 
 
 if __name__ == "__main__":

@@ -14,15 +14,13 @@ command line:
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
+from benchmarks.results_io import RESULTS, command_line, write_results
 from workbench.grokking.phases import detect_phases
 from workbench.koopman import piecewise_dmd
 from workbench.registry import build_model
@@ -32,7 +30,6 @@ from workbench.tasks.modular import build_task
 from workbench.train import default_optimizer, fit
 from workbench.trajectory import ParameterRecorder
 
-RESULTS = Path(__file__).parent / "results"
 CONFIG = {"kind": "dyn-grok", "task": {"name": "modular", "p": 97, "op": "add", "frac": 0.5, "seed": 0},
           "model": {"name": "mlp", "p": 97, "d_embed": 128, "d_hidden": 256, "seed": 0},
           "train": {"wd": 1.0, "steps": 3000, "lr": 1e-3, "every": 10}}
@@ -165,17 +162,14 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     RESULTS.mkdir(exist_ok=True)
-    command = "python -m benchmarks.training_dynamics " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = command_line("training_dynamics", argv)
     toy, toy_lines = toy_section(args.toy_lr, args.toy_horizon, args.toy_samples)
     grok, grok_lines = grok_section(RunStore(args.data))
     text = ["# Training dynamics: gradual rank increase, ΔW, compressibility, pDMD", "",
             f"`{command}` — torch {torch.__version__}, 1 thread.", "",
             "## Diagonal attention toy (Boix-Adsera et al. 2023)", "", "![toy](gradual_rank_toy.png)", "",
             *toy_lines, "", "## Modular-addition MLP that groks (p = 97, 3000 steps)", "", *grok_lines, ""]
-    (RESULTS / "training_dynamics.md").write_text("\n".join(text))
-    (RESULTS / "training_dynamics.json").write_text(json.dumps({"command": command, "toy": toy, "grokking": grok},
-                                                               indent=1))
-    print("\n".join(text))
+    write_results("training_dynamics", text, {"command": command, "toy": toy, "grokking": grok})
 
 
 if __name__ == "__main__":
