@@ -34,7 +34,7 @@ def runs_show(run_id: str, data: DataOpt = None) -> None:
         state = run.state
         attrs = state.get("attrs") or {}
         if attrs.get("phases"):  # a run stored before `grokked` was recorded: judged again, not trusted
-            attrs["phases"] = current_phases(attrs["phases"], run.metrics())
+            attrs["phases"] = current_phases(attrs["phases"], run.metrics)
         shown = {"run_id": run.id, "path": str(run.path), "status": run.status_info(), "config": run.config,
                  "state": state, "checkpoints": run.checkpoint_steps(), "metric_groups": run.groups()}
     except (ValueError, FileNotFoundError, RunNotFoundError, RunDamagedError) as exc:

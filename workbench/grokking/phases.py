@@ -21,6 +21,8 @@ loss drift down by a nat or two; that is not cleanup, so such a run gets ``t2 = 
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import xarray as xr
 
@@ -88,12 +90,13 @@ def detect_phases(metrics: xr.Dataset, *, train_threshold: float = 0.99, drop: f
                     "(Nanda et al. 2023 Sec. 5.3)"}
 
 
-def current_phases(stored: dict | None, metrics: xr.Dataset) -> dict | None:
-    """``stored`` phases, re-detected from ``metrics`` when they were recorded before runs said
-    whether they grokked (such phases may name a cleanup a run that never generalised did not have)."""
+def current_phases(stored: dict | None, metrics: Callable[[], xr.Dataset]) -> dict | None:
+    """``stored`` phases, re-detected from ``metrics()`` (read only then) when they were recorded
+    before runs said whether they grokked (such phases may name a cleanup a run that never
+    generalised did not have)."""
     if not stored or "grokked" in stored:
         return stored
-    return {**detect_phases(metrics), "note": "re-detected from the metrics: stored before runs recorded "
+    return {**detect_phases(metrics()), "note": "re-detected from the metrics: stored before runs recorded "
                                               "whether they grokked"}
 
 
